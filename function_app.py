@@ -1,0 +1,11 @@
+"""Composition root: builds the Functions app and registers one blueprint per feature."""
+
+import azure.functions as func
+
+from shared.health.triggers import bp as health
+from shared.uiconfig.triggers import bp as ui_config
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (health, ui_config):
+    app.register_functions(blueprint)

@@ -1,0 +1,136 @@
+"""Application settings: one validated, immutable object read from the environment.
+
+Variable names follow the system this app replaces (DATABASE_URL, REDIS_URL, ...). Settings are read
+on first use, never at import, so a bad value fails the first invocation with a message that names
+the variable instead of stopping the worker from indexing any function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message names the variable."""
+
+
+def _url_with_scheme(*schemes: str) -> AfterValidator:
+    def check(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("must name a host")
+        return value
+
+    return AfterValidator(check)
+
+
+def _vpa(value: str | None) -> str | None:
+    if value is not None and (value.count("@") != 1 or not all(value.split("@"))):
+        raise ValueError("must be a UPI id like name@bank")
+    return value
+
+
+def _storage_connection_string(value: str | None) -> str | None:
+    if value is None or value == "UseDevelopmentStorage=true":
+        return value
+    pairs = dict(part.split("=", 1) for part in value.strip(";").split(";") if "=" in part)
+    if "AccountName" not in pairs and "BlobEndpoint" not in pairs:
+        raise ValueError("must be an Azure Storage connection string (AccountName=...;AccountKey=...)")
+    return value
+
+
+class Settings(BaseModel):
+    """Every setting the app reads. Field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    database_url: Annotated[str, _url_with_scheme("postgres", "postgresql")] = Field(alias="DATABASE_URL")
+    redis_url: Annotated[str, _url_with_scheme("redis", "rediss", "unix")] = Field(alias="REDIS_URL")
+    storage_connection_string: Annotated[str | None, AfterValidator(_storage_connection_string)] = Field(
+        default=None, alias="AZURE_STORAGE_CONNECTION_STRING"
+    )
+    # Managed-identity alternative to the connection string (Azure): https://<account>.blob.core.windows.net
+    storage_account_url: Annotated[str | None, _url_with_scheme("https", "http")] = Field(
+        default=None, alias="AZURE_STORAGE_ACCOUNT_URL"
+    )
+
+    # Pool sizes are per worker process. The original Node app used 200/10/30 s/2 s; on serverless
+    # fan-out every instance multiplies max_size, so ours stays small (performance.md §4.3).
+    db_pool_max_size: int = Field(default=10, ge=1, le=500, alias="DB_POOL_MAX")
+    db_pool_min_size: int = Field(default=1, ge=0, le=500, alias="DB_POOL_MIN")
+    db_pool_idle_timeout_s: float = Field(default=30.0, ge=0, alias="DB_POOL_IDLE_TIMEOUT_SECONDS")
+    db_connect_timeout_s: float = Field(default=2.0, gt=0, alias="DB_CONNECT_TIMEOUT_SECONDS")
+    db_acquire_timeout_s: float = Field(default=2.0, gt=0, alias="DB_ACQUIRE_TIMEOUT_SECONDS")
+    db_command_timeout_s: float = Field(default=10.0, gt=0, alias="DB_COMMAND_TIMEOUT_SECONDS")
+    # Behind PgBouncer in transaction mode, prepared statements need PgBouncer >= 1.21 with
+    # max_prepared_statements > 0; otherwise set DB_STATEMENT_CACHE_SIZE=0 (costs ~45% throughput).
+    db_pgbouncer: bool = Field(default=False, alias="DB_PGBOUNCER")
+    db_statement_cache_size: int | None = Field(default=None, ge=0, alias="DB_STATEMENT_CACHE_SIZE")
+
+    redis_max_connections: int = Field(default=64, ge=1, alias="REDIS_MAX_CONNECTIONS")
+    redis_pool_timeout_s: float = Field(default=1.0, gt=0, alias="REDIS_POOL_TIMEOUT_SECONDS")
+    redis_connect_timeout_s: float = Field(default=0.25, gt=0, alias="REDIS_CONNECT_TIMEOUT_SECONDS")
+    redis_socket_timeout_s: float = Field(default=0.5, gt=0, alias="REDIS_SOCKET_TIMEOUT_SECONDS")
+    cache_breaker_cooldown_s: float = Field(default=2.0, gt=0, alias="CACHE_BREAKER_COOLDOWN_SECONDS")
+    cache_local_ttl_s: float = Field(default=5.0, ge=0, alias="CACHE_LOCAL_TTL_SECONDS")
+
+    # bcrypt runs off the event loop in a bounded executor; the original raised UV_THREADPOOL_SIZE
+    # to 32 for the same reason. More threads than cores only queue inside the executor instead.
+    bcrypt_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64, alias="BCRYPT_THREADS")
+
+    razorpay_admin_upi: Annotated[str | None, AfterValidator(_vpa)] = Field(default=None, alias="RAZORPAY_ADMINUPI")
+    razorpay_key_id: str | None = Field(default=None, alias="TESTING_RAZORPAY_KEY_ID")
+    razorpay_key_secret: str | None = Field(default=None, alias="TESTING_RAZORPAY_KEY_SECRET")
+    stripe_secret_key: str | None = Field(default=None, alias="TESTING_STRIPE_SECRET_KEY")
+    stripe_public_key: str | None = Field(default=None, alias="TESTING_VITE_STRIPE_PUBLIC_KEY")
+
+    durable_task_hub: str = Field(default="codeconnect", alias="DURABLE_TASK_HUB")
+    app_insights_connection_string: str | None = Field(default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if self.storage_connection_string is None and self.storage_account_url is None:
+            raise ValueError("AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_URL) is required")
+        return self
+
+    @property
+    def statement_cache_size(self) -> int:
+        """asyncpg's statement cache: configured, else 0 behind PgBouncer, else asyncpg's default."""
+        if self.db_statement_cache_size is not None:
+            return self.db_statement_cache_size
+        return 0 if self.db_pgbouncer else 100
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate settings from `environ` (default: the process environment); raise ConfigError on error."""
+    source: Mapping[str, Any] = os.environ if environ is None else environ
+    values = {k: v for k, v in source.items() if v != ""}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        variable = ".".join(str(part) for part in error["loc"]) or "settings"
+        reason = "is required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}: {reason}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, validated once on first use."""
+    return load_settings()

@@ -1,0 +1,134 @@
+"""`@endpoint`: one HTTP-triggered function per route, with the API's conventions in one place.
+
+A handler is an `async def handler(request: ApiRequest) -> Reply`. The decorator registers it on
+the blueprint as a function named `name`, parses and validates the JSON body into the declared
+pydantic model, serialises what the handler returns, and turns every error into problem+json.
+Public client routes are ANONYMOUS at the Functions level: the app authenticates its users itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared import logs
+from shared.errors import DomainError
+from shared.http import problems
+
+logger = logging.getLogger(__name__)
+
+Body = TypeVar("Body")
+Model = TypeVar("Model", bound=BaseModel)
+Reply = BaseModel | Mapping[str, Any] | list[Any] | bytes | func.HttpResponse | None
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ApiRequest(Generic[Body]):
+    http: func.HttpRequest
+    invocation_id: str
+    body: Body | None = None
+
+    @property
+    def route_params(self) -> Mapping[str, str]:
+        return cast(Mapping[str, str], self.http.route_params)
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        return cast(Mapping[str, str], self.http.params)
+
+
+Handler = Callable[[ApiRequest[Any]], Awaitable[Reply]]
+
+
+class _MalformedBody(DomainError):
+    status = 400
+    code = "malformed_json"
+    title = "The request body is not valid JSON"
+
+
+class _UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Send the request body as application/json"
+
+
+def blueprint() -> func.Blueprint:
+    """A blueprint for one feature's functions."""
+    return func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+def endpoint(
+    blueprint: func.Blueprint,
+    *,
+    name: str,
+    route: str,
+    method: str,
+    body: type[BaseModel] | None = None,
+    status: int = 200,
+) -> Callable[[Handler], Handler]:
+    """Register `handler` as the function `name` serving `method route` (route without the api prefix)."""
+
+    def register(handler: Handler) -> Handler:
+        async def http_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+            token = logs.invocation_id.set(context.invocation_id)
+            instance = _path(req.url)
+            try:
+                parsed = _parse_body(req, body) if body is not None else None
+                reply = await handler(ApiRequest(req, context.invocation_id, parsed))
+                return _to_response(reply, status)
+            except DomainError as exc:
+                return problems.from_domain_error(exc, instance=instance)
+            except ValidationError as exc:
+                return problems.from_validation_error(exc, instance=instance)
+            except Exception:
+                logger.exception("unhandled error in %s", name, extra={"invocation_id": context.invocation_id})
+                return problems.internal_error(context.invocation_id, instance=instance)
+            finally:
+                logs.invocation_id.reset(token)
+
+        http_function.__name__ = http_function.__qualname__ = name
+        blueprint.function_name(name)(
+            blueprint.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(http_function)
+        )
+        return handler
+
+    return register
+
+
+def _parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
+    content_type = req.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if content_type != JSON and not content_type.endswith("+json"):
+        raise _UnsupportedMediaType()
+    raw = req.get_body() or b"null"
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _MalformedBody() from None
+    return model.model_validate(data)
+
+
+def _to_response(reply: Reply, status: int) -> func.HttpResponse:
+    if isinstance(reply, func.HttpResponse):
+        return reply
+    if reply is None:
+        return func.HttpResponse(status_code=204 if status == 200 else status)
+    if isinstance(reply, BaseModel):
+        payload: bytes = reply.model_dump_json().encode()
+    elif isinstance(reply, bytes):
+        payload = reply
+    else:
+        payload = json.dumps(reply).encode()
+    return func.HttpResponse(payload, status_code=status, mimetype=JSON, charset="utf-8")
+
+
+def _path(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    return path.split("?", 1)[0]

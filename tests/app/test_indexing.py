@@ -1,0 +1,86 @@
+"""Azure fidelity: the Functions worker's own indexing accepts function_app.py, and the function
+table (trigger, route, methods, auth level) only changes deliberately."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Run in a child process: the worker imports function_app as a top-level module and keeps
+# registry state in module globals, neither of which should leak into the test session.
+_INDEX_SCRIPT = r"""
+import json, sys
+from types import SimpleNamespace
+
+from azure_functions_runtime import functions, loader
+from azure_functions_runtime.bindings import meta
+
+
+class BindingInfo:  # the FunctionRpc.proto enums the indexer reads
+    out, inout, undefined = 1, 2, 0
+
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+setattr(BindingInfo, "in", 0)
+
+
+class Message:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+protos = SimpleNamespace(BindingInfo=BindingInfo, RpcFunctionMetadata=Message, RpcRetryOptions=Message)
+meta.load_binding_registry()
+indexed = loader.index_function_app("function_app.py")
+metadata, _ = loader.process_indexed_function(protos, functions.Registry(), indexed, ".")
+table = {}
+for fn in metadata:
+    raw = [json.loads(b) for b in fn.raw_bindings]
+    trigger = next(b for b in raw if b["type"].lower().endswith("trigger"))
+    table[fn.name] = {
+        "trigger": trigger["type"],
+        "route": trigger.get("route"),
+        "methods": trigger.get("methods"),
+        "authLevel": trigger.get("authLevel"),
+    }
+json.dump(table, sys.stdout, sort_keys=True)
+"""
+
+EXPECTED_FUNCTIONS = {
+    "get_ui_config": {"trigger": "httpTrigger", "route": "admin/ui-config", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "health": {"trigger": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+}
+
+
+def index_with_the_worker() -> dict[str, dict[str, object]]:
+    result = subprocess.run(
+        [sys.executable, "-c", _INDEX_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"the worker's indexing rejected function_app.py:\n{result.stderr}"
+    table: dict[str, dict[str, object]] = json.loads(result.stdout)
+    return table
+
+
+def test_the_worker_indexes_the_app_and_the_function_table_is_as_recorded() -> None:
+    assert index_with_the_worker() == EXPECTED_FUNCTIONS
+
+
+def test_the_worker_rejects_a_parameter_no_binding_declares(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\n"
+        "app = func.FunctionApp()\n"
+        "@app.route(route='x')\n"
+        "def broken(request: func.HttpRequest) -> func.HttpResponse:\n"
+        "    return func.HttpResponse('x')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _INDEX_SCRIPT], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0
+    assert "request" in result.stderr
