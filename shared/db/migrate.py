@@ -120,7 +120,10 @@ def main() -> int:
     except MigrationError as exc:
         logger.error("migration refused: %s", exc)
         return 1
-    logger.info("%d migration(s) applied", len(applied)) if applied else logger.info("schema is up to date")
+    if applied:
+        logger.info("%d migration(s) applied", len(applied))
+    else:
+        logger.info("schema is up to date")
     return 0
 
 

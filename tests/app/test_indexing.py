@@ -53,7 +53,12 @@ json.dump(table, sys.stdout, sort_keys=True)
 """
 
 EXPECTED_FUNCTIONS = {
-    "get_ui_config": {"trigger": "httpTrigger", "route": "admin/ui-config", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "get_ui_config": {
+        "trigger": "httpTrigger",
+        "route": "admin/ui-config",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
     "health": {"trigger": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "ANONYMOUS"},
 }
 

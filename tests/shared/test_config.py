@@ -69,7 +69,9 @@ def test_storage_is_required_in_one_form_or_the_other() -> None:
     with pytest.raises(ConfigError, match="AZURE_STORAGE_CONNECTION_STRING"):
         load_settings(settings_with(AZURE_STORAGE_CONNECTION_STRING=None))
     account = load_settings(
-        settings_with(AZURE_STORAGE_CONNECTION_STRING=None, AZURE_STORAGE_ACCOUNT_URL="https://acct.blob.core.windows.net")
+        settings_with(
+            AZURE_STORAGE_CONNECTION_STRING=None, AZURE_STORAGE_ACCOUNT_URL="https://acct.blob.core.windows.net"
+        )
     )
     assert account.storage_account_url == "https://acct.blob.core.windows.net"
 

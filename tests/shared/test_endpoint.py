@@ -104,7 +104,9 @@ async def test_malformed_json_is_400(body: bytes) -> None:
 
 
 async def test_a_non_json_content_type_is_415() -> None:
-    response = await call(register(greet, body=Greeting), b"name=ana", {"Content-Type": "application/x-www-form-urlencoded"})
+    response = await call(
+        register(greet, body=Greeting), b"name=ana", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 415
     assert problem_of(response)["code"] == "unsupported_media_type"
 

@@ -1,0 +1,86 @@
+"""Session fixtures for the services the app needs. Load with `pytest_plugins = ["devhost.pytest_plugin"]`.
+
+- `stack`: PostgreSQL, Redis and Azurite started for this session on free loopback ports (or the ones
+  named by DATABASE_URL / REDIS_URL / AZURE_STORAGE_CONNECTION_STRING), stopped at the end.
+  `stack.redis` is None when Redis came from the environment; otherwise `stack.redis.stop()` /
+  `stack.redis.start()` restart it on the same port (fault tests).
+- `database_url`: a fresh database `test_<random>` on the stack's server, migrated with
+  `shared.db.migrate.migrate`, dropped at the end. Tests never touch the server's other databases.
+- `redis_url`: flushed at session start when the stack started Redis.
+- `storage_connection_string`: Azurite's explicit connection string.
+- `app_env`: the environment variables the app reads for these services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from secrets import token_hex
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis
+
+from devhost.services import Stack, start_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    services = start_stack("test")
+    try:
+        yield services
+    finally:
+        services.stop()
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` pointing at another database of the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(stack: Stack) -> AsyncIterator[str]:
+    from shared.db.migrate import migrate  # imported here: the app's modules load only when a test needs them
+
+    name = f"test_{token_hex(6)}"
+    admin = await asyncpg.connect(stack.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = with_database(stack.database_url, name)
+    try:
+        await migrate(dsn)
+        yield dsn
+    finally:
+        admin = await asyncpg.connect(stack.database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack: Stack) -> str:
+    if stack.redis is not None:
+        with redis.Redis.from_url(stack.redis_url) as client:
+            client.flushdb()
+    return stack.redis_url
+
+
+@pytest.fixture(scope="session")
+def storage_connection_string(stack: Stack) -> str:
+    return stack.storage_connection_string
+
+
+@pytest.fixture(scope="session")
+def app_env(database_url: str, redis_url: str, storage_connection_string: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "AZURE_STORAGE_CONNECTION_STRING": storage_connection_string,
+        "AzureWebJobsStorage": storage_connection_string,
+        "DURABLE_TASK_HUB": "testhub",
+    }
