@@ -78,8 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The Azure SDKs log every request and response at INFO; the host's console does not show those.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+    # Like the worker, one loop for the life of the process, never closed: the app's clients are
+    # bound to it and may still be closed by the app's exit handlers.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
-        return asyncio.run(serve(args))
+        return loop.run_until_complete(serve(args))
     except Exception as exc:  # a load error: say why, like the host does, and exit non-zero
         logging.getLogger("devhost").error("%s", exc)
         return 1

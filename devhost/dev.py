@@ -112,6 +112,7 @@ def run() -> int:
     try:
         print(stack.describe(), flush=True)
         env = {
+            "DURABLE_TASK_HUB": "codeconnectdev",  # host.json names the hub through this setting
             **os.environ,
             "DATABASE_URL": stack.database_url,
             "REDIS_URL": stack.redis_url,
