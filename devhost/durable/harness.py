@@ -1,4 +1,5 @@
-"""`DurableHarness`: run an app's orchestrations in-process, with virtual time, for app tests.
+"""`DurableHarness`: run an app's orchestrations in-process, with virtual time, for app tests;
+`DurableHttpHarness`: the same verbs against a running devhost over HTTP.
 
 It is the real engine (MemoryStore + replayer) calling the real SDK, so orchestrators replay exactly
 as under the host; only HTTP is skipped. Inputs and events are encoded the way the real
@@ -16,15 +17,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import azure.functions as func
 from azure.functions._durable_functions import df_dumps
 
-from devhost.clock import VirtualClock
+from devhost.clock import Clock, VirtualClock
+from devhost.durable.api import WEBHOOK_PREFIX
 from devhost.durable.engine import DurableEngine
 from devhost.durable.functions import DirectRunner
 from devhost.durable.protocol import Event, RuntimeStatus
@@ -135,3 +141,99 @@ class DurableHarness:
     async def history(self, instance_id: str) -> list[Event]:
         """The DTFx history of the instance's current execution."""
         return await self.store.get_history(instance_id)
+
+
+class DurableHttpHarness:
+    """The same test verbs against a running devhost over HTTP (its Durable HTTP API), blocking.
+
+    For tests that run the host with `devhost.testing.HostThread` (or `python -m devhost`). Inputs and
+    events are encoded exactly as `DurableOrchestrationClient` sends them; `advance` needs the host's
+    VirtualClock.
+
+        with HostThread(app_dir, clock=VirtualClock(), services=builtin_service_factories()) as ht:
+            durable = DurableHttpHarness(ht.url, clock=ht.clock)
+            instance_id = durable.start("approval", {"id": 5})
+            durable.advance(timedelta(minutes=15))
+            assert durable.wait(instance_id)["runtimeStatus"] == "Completed"
+    """
+
+    def __init__(self, base_url: str, *, clock: Clock | None = None, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api = f"{self.base_url}{WEBHOOK_PREFIX}"
+        self.clock = clock
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, JSON body or None) for `url` (absolute, or relative to the host); 4xx/5xx do not raise."""
+        url = url if "://" in url else f"{self.base_url}/{url.lstrip('/')}"
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 (devhost's URL)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                status, headers, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            status, headers, raw = error.code, dict(error.headers), error.read()
+        return status, headers, json.loads(raw) if raw.strip() else None
+
+    def start(self, orchestrator: str, input: Any = None, instance_id: str | None = None) -> str:
+        """`client.start_new(orchestrator, instance_id, input)` through the raw API."""
+        path = f"{self.api}/orchestrators/{quote(orchestrator, safe='')}"
+        if instance_id is not None:
+            path += f"/{quote(instance_id, safe='')}"
+        status, _, body = self.request("POST", path, df_dumps(input) if input is not None else None)
+        if status != 202:
+            raise RuntimeError(f"start {orchestrator}: HTTP {status} {body}")
+        return str(body["id"])
+
+    def start_via(self, route: str, body: Any = None) -> str:
+        """POST to an app's starter function that answers with `create_check_status_response`."""
+        status, headers, payload = self.request("POST", route, body)
+        if status != 202 or "Location" not in headers:
+            raise RuntimeError(f"starter {route}: HTTP {status} {payload}")
+        return str(payload["id"])
+
+    def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
+        """`client.raise_event`: the data is sent double-encoded, so a dict arrives as a str."""
+        url = f"{self.api}/instances/{quote(instance_id, safe='')}/raiseEvent/{quote(name, safe='')}"
+        status, _, body = self.request("POST", url, json.dumps(data))
+        if status != 202:
+            raise RuntimeError(f"raise_event {name} on {instance_id}: HTTP {status} {body}")
+
+    def status(self, instance_id: str, *, history: bool = False) -> dict[str, Any] | None:
+        """The status payload (with `historyEvents` including outputs when `history`); None for 404."""
+        query = "?showHistory=true&showHistoryOutput=true" if history else ""
+        status, _, body = self.request("GET", f"{self.api}/instances/{quote(instance_id, safe='')}{query}")
+        if status == 404:
+            return None
+        if status not in (200, 202):
+            raise RuntimeError(f"status of {instance_id}: HTTP {status} {body}")
+        return dict(body)
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's history events (EventType by name) as the API shows them."""
+        status = self.status(instance_id, history=True)
+        if status is None:
+            raise LookupError(instance_id)
+        return list(status["historyEvents"])
+
+    def wait(
+        self, instance_id: str, statuses: Iterable[str] = RuntimeStatus.TERMINAL, seconds: float = 10.0
+    ) -> dict[str, Any]:
+        """Poll (real time) until the instance reaches one of `statuses`; return its status payload."""
+        wanted = set(statuses)
+        deadline = time.monotonic() + seconds
+        while True:
+            status = self.status(instance_id)
+            if status is not None and status["runtimeStatus"] in wanted:
+                return status
+            if time.monotonic() > deadline:
+                state = status["runtimeStatus"] if status else "absent"
+                raise TimeoutError(f"instance {instance_id} is {state}, not {sorted(wanted)}, after {seconds}s")
+            time.sleep(0.02)
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the host's virtual time forward; due durable timers fire."""
+        if not isinstance(self.clock, VirtualClock):
+            raise TypeError("advance needs the host's VirtualClock")
+        self.clock.advance(delta)

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from uuid import uuid4
 
 import pytest
 
@@ -30,3 +31,12 @@ def sample() -> ModuleType:
     module.CALLS.clear()
     module.FAILURES.clear()
     return module
+
+
+@pytest.fixture
+def durable_hub(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh task hub in the session's PostgreSQL for devhost's Durable store (DEVHOST_DURABLE_DSN)."""
+    hub = f"hub{uuid4().hex[:10]}"
+    monkeypatch.setenv("DEVHOST_DURABLE_DSN", database_url)
+    monkeypatch.setenv("DURABLE_TEST_HUB", hub)
+    return hub

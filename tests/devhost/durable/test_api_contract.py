@@ -17,6 +17,7 @@ from devhost.durable.api import client_binding_json, durable_routes
 from devhost.durable.engine import DurableEngine
 from devhost.durable.functions import DirectRunner
 from devhost.durable.harness import specs_of
+from devhost.durable.service import close_sdk_session
 from devhost.durable.store import MemoryStore
 
 
@@ -35,6 +36,7 @@ async def served(sample: ModuleType) -> AsyncIterator[tuple[DurableEngine, str]]
     finally:
         await engine.stop()
         await server.close()
+        await close_sdk_session()  # the client's shared session is bound to this loop; hosts on other loops need theirs
 
 
 async def test_binding_json_is_what_the_client_parses(served: tuple[DurableEngine, str]) -> None:
