@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -83,7 +83,7 @@ def _statuses(req: func.HttpRequest) -> list[df.OrchestrationRuntimeStatus] | No
 
 def _time(req: func.HttpRequest, name: str) -> datetime | None:
     text = req.params.get(name)
-    return datetime.fromisoformat(text) if text else None
+    return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None  # UTC, given without an offset
 
 
 @app.route(route="start/{name}", methods=["POST"])
