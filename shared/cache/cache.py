@@ -8,13 +8,22 @@
   while Redis works.
 - Invalidations that could not reach Redis are kept and replayed before the first Redis call after
   it comes back, so an outage does not leave stale keys behind until their TTL.
-- Hits, misses and fallbacks are counted (`stats`) and reported by the health endpoint.
+- Hits, misses and fallbacks are counted (`stats`), reported by the health endpoint and logged
+  (a summary at INFO at most once per `stats_log_interval_s`, each miss at DEBUG).
+
+Namespaced values that many writes invalidate (`get_or_load_versioned` / `bump`) are stored under a
+generation that each write bumps (see generations.py), which makes them never stale after an
+acknowledged write, and are protected from stampedes across processes: one process recomputes a
+missing entry under a Redis lock while the others wait for it, and a hot entry is recomputed
+shortly before it expires by one reader (XFetch) while the others keep getting the current value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -22,7 +31,9 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.cache import generations
 from shared.cache.breaker import CircuitBreaker
+from shared.cache.generations import Keys
 from shared.cache.local import LocalCache
 
 logger = logging.getLogger(__name__)
@@ -38,6 +49,8 @@ class CacheStats:
     local_hits: int = 0
     redis_errors: int = 0
     redis_skipped: int = 0
+    early_refreshes: int = 0
+    lock_waits: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
@@ -58,14 +71,26 @@ class Cache:
         *,
         local_ttl_s: float = 5.0,
         local: LocalCache | None = None,
+        xfetch_beta: float = 1.0,
+        lock_ttl_s: float = 5.0,
+        lock_wait_s: float = 2.0,
+        lock_poll_s: float = 0.01,
+        stats_log_interval_s: float = 60.0,
     ) -> None:
         self._redis = redis
         self._breaker = breaker
         self._local = local or LocalCache()
         self._local_ttl_s = local_ttl_s
+        self._xfetch_beta = xfetch_beta
+        self._lock_ttl_ms = int(lock_ttl_s * 1000)
+        self._lock_wait_s = lock_wait_s
+        self._lock_poll_s = lock_poll_s
+        self._stats_log_interval_s = stats_log_interval_s
+        self._stats_logged_at = time.monotonic()
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self._generations: dict[str, int] = {}
         self._pending_invalidations: set[str] = set()
+        self._pending_bumps: set[str] = set()
         self.stats = CacheStats()
 
     @property
@@ -78,6 +103,7 @@ class Cache:
         `public` marks values that are the same for every user; only those may be served from the
         in-process copy while Redis is unreachable.
         """
+        self._log_stats_now_and_then()
         cached = await self._call(lambda client: client.get(key))
         if isinstance(cached, bytes):
             self.stats.hits += 1
@@ -106,6 +132,106 @@ class Cache:
         if deleted is _UNAVAILABLE:
             self._pending_invalidations.update(keys)
 
+    async def get_or_load_versioned(
+        self, namespace: str, variant: str, ttl_s: int, load: Loader, *, public: bool = False
+    ) -> bytes:
+        """The entry `variant` of `namespace` for its current generation, loading it on a miss.
+
+        Never returns a value loaded before a `bump(namespace)` that was acknowledged before this
+        call began. `variant` names one shape of the value (a filter, a page) and must be short.
+        """
+        self._log_stats_now_and_then()
+        keys = Keys(namespace, variant)
+        reply = await self._call(lambda client: generations.READ(client, [keys.generation], keys.read_args()))
+        if isinstance(reply, _Unavailable):
+            return await self._load_without_redis(keys, ttl_s, load, public=public)
+        entry = generations.parse_read(reply)
+        if entry.value is not None:
+            if generations.refresh_early(entry, self._xfetch_beta):
+                refreshed = await self._refresh_early(keys, entry, ttl_s, load)
+                if refreshed is not None:
+                    return refreshed
+            self.stats.hits += 1
+            return entry.value
+        self.stats.misses += 1
+        logger.debug("cache miss %s", keys.entry(entry.generation))
+        generation = entry.generation
+        return await self._load_once(keys.entry(generation), lambda: self._fill(keys, generation, ttl_s, load))
+
+    async def bump(self, *namespaces: str) -> None:
+        """Make every entry of `namespaces` unreachable; call it after the write has committed."""
+        for namespace in namespaces:
+            self._generations[_local_namespace(namespace)] = self._generations.get(_local_namespace(namespace), 0) + 1
+            self._local.delete_prefix(_local_namespace(namespace))
+        for namespace in namespaces:
+            generation_key = Keys(namespace, "").generation
+            bumped = await self._call(lambda client: generations.BUMP(client, [generation_key], []))  # noqa: B023
+            if bumped is _UNAVAILABLE:
+                self._pending_bumps.add(namespace)
+
+    async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: Loader) -> bytes:
+        token = secrets.token_hex(8)
+        lock = keys.lock(generation)
+        won = await self._call(lambda client: client.set(lock, token, nx=True, px=self._lock_ttl_ms))
+        if won is not None:  # True, or Redis just went away: compute here rather than wait on nothing
+            return await self._compute(keys, generation, ttl_s, load, token)
+        self.stats.lock_waits += 1
+        entry_key = keys.entry(generation)
+        deadline = time.monotonic() + self._lock_wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self._lock_poll_s)
+            stored = await self._call(lambda client: client.get(entry_key))
+            if isinstance(stored, bytes):
+                return generations.unpack(stored)[1]
+            if stored is _UNAVAILABLE:
+                break
+        # The lock holder is slow or gone: load it ourselves rather than fail the request.
+        return await self._compute(keys, generation, ttl_s, load, None)
+
+    async def _refresh_early(self, keys: Keys, entry: generations.Entry, ttl_s: int, load: Loader) -> bytes | None:
+        token = secrets.token_hex(8)
+        lock, entry_key = keys.lock(entry.generation), keys.entry(entry.generation)
+        won = await self._call(lambda client: client.set(lock, token, nx=True, px=self._lock_ttl_ms))
+        if won is not True:
+            return None  # someone else is refreshing: the current value is still valid
+        ttl_ms = await self._call(lambda client: client.pttl(entry_key))
+        if not isinstance(ttl_ms, int) or ttl_ms > entry.ttl_ms:  # refreshed since we read it
+            await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
+            return None
+        self.stats.early_refreshes += 1
+        return await self._compute(keys, entry.generation, ttl_s, load, token)
+
+    async def _compute(self, keys: Keys, generation: str, ttl_s: int, load: Loader, token: str | None) -> bytes:
+        started = time.monotonic()
+        try:
+            value = await load()
+            recompute_ms = max(1, round((time.monotonic() - started) * 1000))
+            stored = generations.pack(recompute_ms, value)
+            await self._call(lambda client: client.set(keys.entry(generation), stored, ex=ttl_s))
+            return value
+        finally:
+            if token is not None:
+                await self._call(lambda client: generations.RELEASE(client, [keys.lock(generation)], [token]))
+
+    async def _load_without_redis(self, keys: Keys, ttl_s: int, load: Loader, *, public: bool) -> bytes:
+        namespace = _local_namespace(keys.namespace)
+        local_key = f"{namespace}{keys.variant}"
+        if public and (local := self._local.get(local_key)) is not None:
+            self.stats.local_hits += 1
+            return local
+        self.stats.misses += 1
+        generation = self._generations.get(namespace, 0)
+        value = await self._load_once(f"{local_key}#{generation}", load)
+        if public and self._generations.get(namespace, 0) == generation:
+            self._local.set(local_key, value, min(self._local_ttl_s, ttl_s))
+        return value
+
+    def _log_stats_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now - self._stats_logged_at >= self._stats_log_interval_s:
+            self._stats_logged_at = now
+            logger.info("cache stats %s", " ".join(f"{k}={v}" for k, v in self.stats.snapshot().items()))
+
     async def ping(self) -> bool:
         """Whether Redis answers now (an open circuit answers False without a network call)."""
         return await self._call(lambda client: client.ping()) is not _UNAVAILABLE
@@ -120,6 +246,9 @@ class Cache:
                 pending = list(self._pending_invalidations)
                 await client.delete(*pending)
                 self._pending_invalidations.difference_update(pending)
+            for namespace in list(self._pending_bumps):
+                await generations.BUMP(client, [Keys(namespace, "").generation], [])
+                self._pending_bumps.discard(namespace)
             result = await operation(client)
         except (RedisError, OSError) as exc:
             self.stats.redis_errors += 1
@@ -152,3 +281,7 @@ class Cache:
 
     def describe(self) -> dict[str, Any]:
         return {"redis": "ok" if self.redis_available else "unavailable", **self.stats.snapshot()}
+
+
+def _local_namespace(namespace: str) -> str:
+    return f"{namespace}|"

@@ -39,3 +39,7 @@ class LocalCache:
     def delete(self, *keys: str) -> None:
         for key in keys:
             self._entries.pop(key, None)
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in [k for k in self._entries if k.startswith(prefix)]:
+            del self._entries[key]

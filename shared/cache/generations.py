@@ -1,0 +1,130 @@
+"""Generation-keyed cache entries: the Redis side of `Cache.get_or_load_versioned`.
+
+A namespace (such as `mentors:list`) owns one generation key and any number of variant entries
+(one per filter/sort/page), each stored under the generation that was current when it was read:
+
+    {mentors:list}:gen            the generation: a number that only grows
+    {mentors:list}:g<gen>:<var>   an entry: "<recompute ms>:" + the value bytes, with the TTL
+    {mentors:list}:lock:g<gen>:<var>   who is recomputing that entry (SET NX PX, token-released)
+
+A write bumps the generation after it commits, in one atomic step. A read fetches the generation
+and its entry in one script call, so a read that starts after the bump was acknowledged can only
+see entries loaded after the write: there is no window in which a slow loader puts pre-write data
+back under the key readers use, unlike delete-after-write (performance.md §5.1).
+
+The braces are a Redis Cluster hash tag: every key of a namespace lives in one slot, which the
+scripts need because they compute the entry's key from the generation they read.
+
+Generations come from Redis's clock (microseconds) and are forced to grow by at least one, so a
+generation key that was lost (eviction, restart) comes back larger than any generation used before
+and can never re-expose an old entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+_READ = """
+local gen = redis.call('GET', KEYS[1])
+if not gen then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[1], now[1] .. string.format('%06d', tonumber(now[2])), 'NX')
+  gen = redis.call('GET', KEYS[1])
+end
+local key = ARGV[1] .. gen .. ARGV[2]
+local value = redis.call('GET', key)
+if not value then return {gen} end
+return {gen, value, redis.call('PTTL', key)}
+"""
+
+_BUMP = """
+local now = redis.call('TIME')
+local next_gen = tonumber(now[1] .. string.format('%06d', tonumber(now[2])))
+local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
+if gen >= next_gen then next_gen = gen + 1 end
+local text = string.format('%.0f', next_gen)
+redis.call('SET', KEYS[1], text)
+return text
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class _Script:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, client: Redis, keys: list[str], args: list[str | bytes]) -> object:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)
+
+
+READ, BUMP, RELEASE = _Script(_READ), _Script(_BUMP), _Script(_RELEASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str
+    variant: str
+
+    @property
+    def generation(self) -> str:
+        return f"{{{self.namespace}}}:gen"
+
+    def entry(self, generation: str) -> str:
+        return f"{{{self.namespace}}}:g{generation}:{self.variant}"
+
+    def lock(self, generation: str) -> str:
+        return f"{{{self.namespace}}}:lock:g{generation}:{self.variant}"
+
+    def read_args(self) -> list[str | bytes]:
+        return [f"{{{self.namespace}}}:g", f":{self.variant}"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    generation: str
+    value: bytes | None = None
+    recompute_ms: int = 0
+    ttl_ms: int = 0
+
+
+def parse_read(reply: object) -> Entry:
+    """The READ script's reply as an Entry (value None on a miss)."""
+    assert isinstance(reply, list)
+    generation = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    if len(reply) < 3:
+        return Entry(generation)
+    recompute_ms, value = unpack(reply[1])
+    return Entry(generation, value, recompute_ms, int(reply[2]))
+
+
+def pack(recompute_ms: int, value: bytes) -> bytes:
+    return b"%d:" % recompute_ms + value
+
+
+def unpack(stored: bytes) -> tuple[int, bytes]:
+    head, _, value = stored.partition(b":")
+    return int(head), value
+
+
+def refresh_early(entry: Entry, beta: float, rand: float | None = None) -> bool:
+    """XFetch (Vattani et al., PVLDB 8(8), 2015): recompute before expiry with a probability that
+    rises as the expiry nears and with how long a recompute takes; one reader does, early, instead
+    of every reader at once when the key expires."""
+    if entry.ttl_ms < 0:  # no expiry set
+        return False
+    draw = rand if rand is not None else random.random()
+    return entry.recompute_ms * beta * -math.log(max(draw, 1e-12)) >= entry.ttl_ms

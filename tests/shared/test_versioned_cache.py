@@ -1,0 +1,268 @@
+"""Generation-keyed cache entries: never stale after an acknowledged write, no stampede, fallback.
+
+Several `Cache` objects on one Redis stand for several worker processes: what one process's write
+bumps, every other process must stop serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.cache.breaker import CircuitBreaker
+from shared.cache.cache import Cache
+from shared.cache.generations import Entry, Keys, refresh_early, unpack
+from tests.shared.test_cache import CountingLoader, redis_for, unused_port
+
+TTL = 300
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Redis]:
+    redis = redis_for(redis_url)
+    yield redis
+    await redis.aclose(close_connection_pool=True)
+
+
+def process(redis: Redis, **kwargs: Any) -> Cache:
+    async def provide() -> Redis:
+        return redis
+
+    return Cache(provide, CircuitBreaker(cooldown_s=kwargs.pop("cooldown_s", 0.1)), local_ttl_s=5, **kwargs)
+
+
+def namespace() -> str:
+    return f"test:{uuid.uuid4().hex[:8]}"
+
+
+class Database:
+    """A row whose version a writer bumps; loads read it, optionally slowly or when released."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.loads = 0
+
+    def loader(self, delay_s: float = 0.0, gate: asyncio.Event | None = None) -> CountingLoader:
+        database = self
+
+        class Load(CountingLoader):
+            async def __call__(self) -> bytes:
+                database.loads += 1
+                seen = database.version  # the snapshot the query sees
+                if gate is not None:
+                    await gate.wait()
+                await asyncio.sleep(delay_s)
+                return str(seen).encode()
+
+        return Load()
+
+
+async def test_a_miss_is_stored_under_the_generation_and_then_hits(client: Redis) -> None:
+    cache, ns, load = process(client), namespace(), CountingLoader(b"v1")
+    assert await cache.get_or_load_versioned(ns, "all", TTL, load) == b"v1"
+    assert await cache.get_or_load_versioned(ns, "all", TTL, load) == b"v1"
+    assert load.calls == 1
+    assert (cache.stats.hits, cache.stats.misses) == (1, 1)
+    generation = (await client.get(Keys(ns, "all").generation)).decode()
+    stored = await client.get(Keys(ns, "all").entry(generation))
+    assert unpack(stored)[1] == b"v1"
+    assert TTL - 5 <= await client.ttl(Keys(ns, "all").entry(generation)) <= TTL
+
+
+async def test_a_bump_in_one_process_is_seen_by_the_next_read_in_another(client: Redis) -> None:
+    reader, writer, ns = process(client), process(client), namespace()
+    await reader.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"old"))
+    await reader.get_or_load_versioned(ns, "page2", TTL, CountingLoader(b"old2"))
+    await writer.bump(ns)
+    assert await reader.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"new")) == b"new"
+    assert await reader.get_or_load_versioned(ns, "page2", TTL, CountingLoader(b"new2")) == b"new2"
+
+
+async def test_delete_after_write_lets_a_slow_loader_restore_stale_data_and_generations_do_not(
+    client: Redis,
+) -> None:
+    """The race of performance.md §5.1, made deterministic with a gate on the slow load."""
+    for versioned in (False, True):
+        database, ns = Database(), namespace()
+        reader, writer = process(client), process(client)
+        gate = asyncio.Event()
+
+        async def read(cache: Cache, load: CountingLoader, ns: str = ns, versioned: bool = versioned) -> bytes:
+            if versioned:
+                return await cache.get_or_load_versioned(ns, "all", TTL, load)
+            return await cache.get_or_load(ns, TTL, load)
+
+        slow = asyncio.create_task(read(reader, database.loader(gate=gate)))
+        await asyncio.sleep(0.02)  # the slow reader has read version 0 and is still working
+        database.version = 1  # the write commits...
+        await (writer.bump(ns) if versioned else writer.invalidate(ns))  # ...and is acknowledged
+        gate.set()
+        assert await slow == b"0"  # it began before the write: either answer is allowed
+        after = await read(writer, database.loader())
+        if versioned:
+            assert after == b"1"
+        else:
+            assert after == b"0", "delete-after-write no longer shows the race this test documents"
+
+
+async def test_racing_writes_against_reads_never_returns_a_value_older_than_an_acknowledged_write(
+    client: Redis,
+) -> None:
+    database, ns = Database(), namespace()
+    processes = [process(client) for _ in range(4)]
+    acknowledged = 0
+    stale: list[tuple[int, int]] = []
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        nonlocal acknowledged
+        for _ in range(100):
+            database.version += 1  # commit
+            version = database.version
+            await random.choice(processes).bump(ns)
+            acknowledged = version  # the client has its answer now
+            await asyncio.sleep(random.uniform(0, 0.02))
+        stop.set()
+
+    async def reader(cache: Cache) -> int:
+        reads = 0
+        while not stop.is_set():
+            floor = acknowledged
+            value = int(await cache.get_or_load_versioned(ns, "all", TTL, database.loader(random.uniform(0, 0.004))))
+            if value < floor:
+                stale.append((value, floor))
+            reads += 1
+        return reads
+
+    results = await asyncio.gather(writer(), *(reader(cache) for cache in processes for _ in range(10)))
+    assert sum(r for r in results if r is not None) > 500
+    assert stale == []
+    assert sum(cache.stats.hits for cache in processes) > 0  # the cache was used, not bypassed
+
+
+async def test_concurrent_misses_in_many_processes_run_one_load(client: Redis) -> None:
+    database, ns = Database(), namespace()
+    processes = [process(client) for _ in range(5)]
+    loader = database.loader(delay_s=0.05)
+    values = await asyncio.gather(
+        *(c.get_or_load_versioned(ns, "all", TTL, loader) for c in processes for _ in range(40))
+    )
+    assert set(values) == {b"0"}
+    assert database.loads == 1
+    assert sum(c.stats.lock_waits for c in processes) == 4  # one waiter per other process
+    database.version = 1
+    await processes[0].bump(ns)
+    values = await asyncio.gather(
+        *(c.get_or_load_versioned(ns, "all", TTL, loader) for c in processes for _ in range(40))
+    )
+    assert set(values) == {b"1"}
+    assert database.loads == 2
+
+
+async def test_a_hot_entry_about_to_expire_is_refreshed_once_while_others_get_the_current_value(
+    client: Redis,
+) -> None:
+    database, ns = Database(), namespace()
+    processes = [process(client, xfetch_beta=1000.0) for _ in range(3)]
+    await processes[0].get_or_load_versioned(ns, "all", TTL, database.loader())
+    generation = (await client.get(Keys(ns, "all").generation)).decode()
+    await client.pexpire(Keys(ns, "all").entry(generation), 500)  # nearly expired
+    database.version = 7  # e.g. a change that needs no invalidation, such as a new booking count
+    values = await asyncio.gather(
+        *(c.get_or_load_versioned(ns, "all", TTL, database.loader(delay_s=0.05)) for c in processes for _ in range(30))
+    )
+    assert database.loads == 2  # the first fill and exactly one early refresh
+    assert sum(c.stats.early_refreshes for c in processes) == 1
+    # The refresher gets the new value; readers meanwhile get the current one instead of waiting
+    # (readers that start after the refresh is stored may already see the new value).
+    assert set(values) == {b"0", b"7"}
+    assert await client.ttl(Keys(ns, "all").entry(generation)) > TTL - 5  # the refresh reset the TTL
+
+
+def test_xfetch_refreshes_more_eagerly_as_expiry_nears() -> None:
+    def probability(ttl_ms: int) -> float:
+        entry = Entry("1", b"x", recompute_ms=50, ttl_ms=ttl_ms)
+        rng = random.Random(7)
+        return sum(refresh_early(entry, 1.0, rng.random()) for _ in range(10_000)) / 10_000
+
+    assert probability(300_000) == 0
+    assert probability(1) > 0.95
+    assert 0 < probability(100) < probability(20) < 1
+    assert not refresh_early(Entry("1", b"x", 50, -1), 1.0, 0.0001)  # a key without expiry
+
+
+async def test_a_dead_lock_holder_delays_readers_only_up_to_the_bounded_wait(client: Redis) -> None:
+    cache, ns = process(client, lock_wait_s=0.1), namespace()
+    await cache.get_or_load_versioned(ns, "seed", TTL, CountingLoader())  # creates the generation
+    generation = (await client.get(Keys(ns, "all").generation)).decode()
+    await client.set(Keys(ns, "all").lock(generation), "crashed-process", px=60_000)
+    assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"v")) == b"v"
+    assert cache.stats.lock_waits == 1
+
+
+async def test_a_lost_generation_key_comes_back_larger_and_never_reexposes_old_entries(client: Redis) -> None:
+    cache, ns = process(client), namespace()
+    await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"old"))
+    before = int(await client.get(Keys(ns, "all").generation))
+    await client.delete(Keys(ns, "all").generation)  # evicted, say
+    assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"new")) == b"new"
+    assert int(await client.get(Keys(ns, "all").generation)) > before
+    await cache.bump(ns)
+    assert int(await client.get(Keys(ns, "all").generation)) > before + 1
+
+
+async def test_while_redis_is_down_public_values_come_from_the_process_and_bumps_clear_them() -> None:
+    redis = redis_for(f"redis://127.0.0.1:{unused_port()}/0")
+    cache, ns, load = process(redis, cooldown_s=60), namespace(), CountingLoader(b"v1")
+    try:
+        values = await asyncio.gather(
+            *(cache.get_or_load_versioned(ns, "all", TTL, load, public=True) for _ in range(20))
+        )
+        assert values == [b"v1"] * 20
+        assert await cache.get_or_load_versioned(ns, "all", TTL, load, public=True) == b"v1"
+        assert load.calls == 1 and cache.stats.local_hits >= 1
+        await cache.bump(ns)
+        assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"v2"), public=True) == b"v2"
+        private = CountingLoader(b"p")
+        for _ in range(3):
+            await cache.get_or_load_versioned(ns, "private", TTL, private)
+        assert private.calls == 3  # never kept in process
+    finally:
+        await redis.aclose(close_connection_pool=True)
+
+
+async def test_a_bump_missed_during_an_outage_is_replayed_when_redis_answers(stack: Any, redis_url: str) -> None:
+    redis = redis_for(redis_url)
+    cache, ns = process(redis, cooldown_s=0.1), namespace()
+    try:
+        await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"stale"))
+        generation = await redis.get(Keys(ns, "all").generation)
+        stored = await redis.get(Keys(ns, "all").entry(generation.decode()))
+        stack.redis.stop()
+        try:
+            await cache.bump(ns)  # the write committed; Redis could not hear about it
+        finally:
+            stack.redis.start()
+        # A partitioned Redis would still hold the old generation and entry; recreate them.
+        await redis.set(Keys(ns, "all").generation, generation)
+        await redis.set(Keys(ns, "all").entry(generation.decode()), stored)
+        await asyncio.sleep(0.15)
+        assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"fresh")) == b"fresh"
+    finally:
+        await redis.aclose(close_connection_pool=True)
+
+
+async def test_hit_and_miss_counts_are_logged(client: Redis, caplog: pytest.LogCaptureFixture) -> None:
+    cache, ns = process(client, stats_log_interval_s=0.0), namespace()
+    with caplog.at_level(logging.INFO, logger="shared.cache.cache"):
+        await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader())
+        await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader())
+    summaries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cache stats")]
+    assert summaries and "hits=0 misses=1" in summaries[-1]
