@@ -49,7 +49,7 @@ def failing(context: df.DurableOrchestrationContext) -> Any:
 
 @app.activity_trigger(input_name="n")
 def square(n: int) -> dict[str, int]:
-    time.sleep(0.02)  # long enough for a second devhost process to claim some of a fan-out
+    time.sleep(0.1)  # long enough for a second devhost process to claim some of a fan-out
     return {"square": n * n, "pid": os.getpid()}
 
 
