@@ -83,4 +83,6 @@ def app_env(database_url: str, redis_url: str, storage_connection_string: str) -
         "AZURE_STORAGE_CONNECTION_STRING": storage_connection_string,
         "AzureWebJobsStorage": storage_connection_string,
         "DURABLE_TASK_HUB": "testhub",
+        "JWT_SIGNING_KEY": token_hex(32),
+        "BCRYPT_COST": "4",  # a fresh key per session; cheap hashes for tests
     }

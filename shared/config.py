@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 
 class ConfigError(RuntimeError):
@@ -85,6 +85,25 @@ class Settings(BaseModel):
     # bcrypt runs off the event loop in a bounded executor; the original raised UV_THREADPOOL_SIZE
     # to 32 for the same reason. More threads than cores only queue inside the executor instead.
     bcrypt_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64, alias="BCRYPT_THREADS")
+    bcrypt_cost: int = Field(default=12, ge=4, le=16, alias="BCRYPT_COST")
+    # Hashes allowed to wait for a thread; past it, login answers 503 + Retry-After at once.
+    bcrypt_queue_size: int = Field(default=8, ge=0, le=1000, alias="BCRYPT_QUEUE_SIZE")
+    # Logins may use at most this share of the measured bcrypt capacity, so the rest of the API
+    # keeps CPU while logins pour in; the excess is shed with 503 + Retry-After.
+    login_admission_share: float = Field(default=0.7, gt=0, le=1, alias="LOGIN_ADMISSION_SHARE")
+
+    # Required to issue or check tokens, validated on first use so health and public reads work
+    # without it. Never defaulted: a default secret in code would sign tokens for anyone.
+    jwt_signing_key: SecretStr | None = Field(default=None, min_length=32, alias="JWT_SIGNING_KEY")
+    access_token_ttl_s: int = Field(default=900, ge=30, le=86_400, alias="ACCESS_TOKEN_TTL_SECONDS")
+    refresh_token_ttl_s: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400, alias="REFRESH_TOKEN_TTL_SECONDS")
+
+    # Fixed-window counters in Redis (an in-process window while Redis is unreachable).
+    rate_limit_window_s: int = Field(default=900, ge=1, le=86_400, alias="RATE_LIMIT_WINDOW_SECONDS")
+    login_limit_per_email: int = Field(default=10, ge=1, alias="LOGIN_LIMIT_PER_EMAIL")
+    login_limit_per_ip: int = Field(default=100, ge=1, alias="LOGIN_LIMIT_PER_IP")
+    register_limit_per_email: int = Field(default=5, ge=1, alias="REGISTER_LIMIT_PER_EMAIL")
+    register_limit_per_ip: int = Field(default=20, ge=1, alias="REGISTER_LIMIT_PER_IP")
 
     razorpay_admin_upi: Annotated[str | None, AfterValidator(_vpa)] = Field(default=None, alias="RAZORPAY_ADMINUPI")
     razorpay_key_id: str | None = Field(default=None, alias="TESTING_RAZORPAY_KEY_ID")
@@ -102,6 +121,12 @@ class Settings(BaseModel):
         if self.storage_connection_string is None and self.storage_account_url is None:
             raise ValueError("AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_URL) is required")
         return self
+
+    def signing_key(self) -> str:
+        """The JWT signing key; ConfigError naming the variable when it is not set."""
+        if self.jwt_signing_key is None:
+            raise ConfigError("invalid settings: JWT_SIGNING_KEY: is required to issue or check access tokens")
+        return self.jwt_signing_key.get_secret_value()
 
     @property
     def statement_cache_size(self) -> int:

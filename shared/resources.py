@@ -11,13 +11,15 @@ import asyncio
 import atexit
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from azure.storage.blob.aio import BlobServiceClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from shared.auth.passwords import PasswordHasher
 from shared.cache.breaker import CircuitBreaker
 from shared.cache.cache import Cache
+from shared.cache.ratelimit import RateLimiter
 from shared.config import Settings, get_settings
 from shared.db.database import Database
 
@@ -115,10 +117,39 @@ async def _close_nothing(_: object) -> None:
     return None
 
 
+async def _make_password_hasher() -> PasswordHasher:
+    settings = get_settings()
+    return PasswordHasher(
+        cost=settings.bcrypt_cost,
+        threads=settings.bcrypt_threads,
+        queue_size=settings.bcrypt_queue_size,
+        login_share=settings.login_admission_share,
+    )
+
+
+async def _close_password_hasher(hasher: PasswordHasher) -> None:
+    hasher.close()
+
+
+async def _make_rate_limiter() -> RateLimiter:
+    settings = get_settings()
+    return RateLimiter(redis_client.get, CircuitBreaker(settings.cache_breaker_cooldown_s, name="redis (rate limits)"))
+
+
 database = LazyResource(_make_database, _close_database)
 redis_client = LazyResource(_make_redis, _close_redis)
 blob_service_client = LazyResource(_make_blob_service, _close_blob_service)
 shared_cache = LazyResource(_make_cache, _close_nothing)
+password_hasher = LazyResource(_make_password_hasher, _close_password_hasher)
+rate_limiter = LazyResource(_make_rate_limiter, _close_nothing)
+_ALL: tuple[LazyResource[Any], ...] = (
+    rate_limiter,
+    password_hasher,
+    shared_cache,
+    blob_service_client,
+    redis_client,
+    database,
+)
 
 
 async def get_database() -> Database:
@@ -137,9 +168,18 @@ async def get_cache() -> Cache:
     return await shared_cache.get()
 
 
+async def get_password_hasher() -> PasswordHasher:
+    """The bcrypt executor: BCRYPT_THREADS threads, BCRYPT_QUEUE_SIZE waiting, the rest shed with 503."""
+    return await password_hasher.get()
+
+
+async def get_rate_limiter() -> RateLimiter:
+    return await rate_limiter.get()
+
+
 async def close_resources() -> None:
     """Close every client this process created (host shutdown, end of a test session)."""
-    for resource in (shared_cache, blob_service_client, redis_client, database):
+    for resource in _ALL:
         await resource.close()
 
 
@@ -147,9 +187,7 @@ async def close_resources() -> None:
 def _close_at_exit() -> None:
     # The worker gives apps no shutdown hook, but its loop outlives the invocations: close what
     # each still-usable loop created so servers see a clean goodbye instead of a dropped socket.
-    loops = {
-        loop for resource in (shared_cache, blob_service_client, redis_client, database) for loop in resource.loops()
-    }
+    loops = {loop for resource in _ALL for loop in resource.loops()}
     for loop in loops:
         if not loop.is_closed() and not loop.is_running():
             loop.run_until_complete(close_resources())

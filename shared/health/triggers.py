@@ -8,6 +8,7 @@ import azure.functions as func
 
 from shared import resources
 from shared.health.service import check_health
+from shared.http.auth import ANONYMOUS
 from shared.http.endpoint import ApiRequest, blueprint, endpoint
 
 bp = blueprint()
@@ -29,7 +30,7 @@ async def _storage() -> bool:
     return True
 
 
-@endpoint(bp, name="health", route="health", method="GET")
+@endpoint(bp, name="health", route="health", method="GET", auth=ANONYMOUS)
 async def health(_: ApiRequest[None]) -> func.HttpResponse:
     cache = await resources.get_cache()
     report = await check_health(_database, _redis, _storage, cache.describe())

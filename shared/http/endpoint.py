@@ -3,7 +3,9 @@
 A handler is an `async def handler(request: ApiRequest) -> Reply`. The decorator registers it on
 the blueprint as a function named `name`, parses and validates the JSON body into the declared
 pydantic model, serialises what the handler returns, and turns every error into problem+json.
-Public client routes are ANONYMOUS at the Functions level: the app authenticates its users itself.
+Public client routes are ANONYMOUS at the Functions level: the app authenticates its users itself,
+and every route declares who may call it (`auth=`, see shared/http/auth.py); the caller's principal
+is then on `request.principal`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from shared import logs
+from shared.auth.principal import Principal
 from shared.errors import DomainError
 from shared.http import problems
+from shared.http.auth import Access, Authenticator, authenticate_bearer, principal_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,23 @@ class ApiRequest(Generic[Body]):
     http: func.HttpRequest
     invocation_id: str
     body: Body | None = None
+    principal: Principal | None = None
+
+    @property
+    def user(self) -> Principal:
+        """The signed-in caller (routes that are not ANONYMOUS always have one)."""
+        if self.principal is None:
+            raise RuntimeError("this route is anonymous; it has no principal")
+        return self.principal
+
+    @property
+    def client_ip(self) -> str:
+        """The client address the front end reports (last X-Forwarded-For hop), else "unknown"."""
+        forwarded = self.http.headers.get("x-forwarded-for") or ""
+        last = forwarded.split(",")[-1].strip()
+        if last.startswith("["):  # [ipv6]:port
+            return last[1:].split("]", 1)[0]
+        return last.rsplit(":", 1)[0] if last.count(":") == 1 else (last or "unknown")
 
     @property
     def route_params(self) -> Mapping[str, str]:
@@ -70,18 +91,25 @@ def endpoint(
     name: str,
     route: str,
     method: str,
+    auth: Access,
     body: type[BaseModel] | None = None,
     status: int = 200,
+    authenticator: Authenticator = authenticate_bearer,
 ) -> Callable[[Handler], Handler]:
-    """Register `handler` as the function `name` serving `method route` (route without the api prefix)."""
+    """Register `handler` as the function `name` serving `method route` (route without the api prefix).
+
+    `auth` is required so that every route states who may call it; the guard runs before the body
+    is read.
+    """
 
     def register(handler: Handler) -> Handler:
         async def http_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
             token = logs.invocation_id.set(context.invocation_id)
             instance = _path(req.url)
             try:
+                principal = await principal_for(auth, req.headers, authenticator)
                 parsed = _parse_body(req, body) if body is not None else None
-                reply = await handler(ApiRequest(req, context.invocation_id, parsed))
+                reply = await handler(ApiRequest(req, context.invocation_id, parsed, principal))
                 return _to_response(reply, status)
             except DomainError as exc:
                 return problems.from_domain_error(exc, instance=instance)

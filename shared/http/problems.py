@@ -14,7 +14,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import ValidationError
 
-from shared.errors import DomainError, ServiceUnavailable, TooManyRequests
+from shared.errors import DomainError, ServiceUnavailable, TooManyRequests, Unauthenticated
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:codeconnect:problem:"
@@ -45,6 +45,10 @@ def from_domain_error(exc: DomainError, *, instance: str | None = None) -> func.
     headers = {}
     if isinstance(exc, TooManyRequests | ServiceUnavailable):
         headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, Unauthenticated):  # RFC 6750 §3
+        headers["WWW-Authenticate"] = 'Bearer realm="codeconnect"' + (
+            ', error="invalid_token"' if exc.code == "invalid_token" else ""
+        )
     return problem(exc.status, exc.code, exc.title, exc.detail, instance=instance, extra=exc.extra, headers=headers)
 
 

@@ -60,6 +60,25 @@ EXPECTED_FUNCTIONS = {
         "authLevel": "ANONYMOUS",
     },
     "health": {"trigger": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "admin_list_users": {
+        "trigger": "httpTrigger",
+        "route": "admin/users",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "admin_update_user": {
+        "trigger": "httpTrigger",
+        "route": "admin/users/{id}",
+        "methods": ["PATCH"],
+        "authLevel": "ANONYMOUS",
+    },
+    "delete_user": {"trigger": "httpTrigger", "route": "users/me", "methods": ["DELETE"], "authLevel": "ANONYMOUS"},
+    "get_me": {"trigger": "httpTrigger", "route": "users/me", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "login": {"trigger": "httpTrigger", "route": "auth/login", "methods": ["POST"], "authLevel": "ANONYMOUS"},
+    "logout": {"trigger": "httpTrigger", "route": "auth/logout", "methods": ["POST"], "authLevel": "ANONYMOUS"},
+    "refresh": {"trigger": "httpTrigger", "route": "auth/refresh", "methods": ["POST"], "authLevel": "ANONYMOUS"},
+    "register": {"trigger": "httpTrigger", "route": "auth/register", "methods": ["POST"], "authLevel": "ANONYMOUS"},
+    "update_user": {"trigger": "httpTrigger", "route": "users/me", "methods": ["PATCH"], "authLevel": "ANONYMOUS"},
 }
 
 

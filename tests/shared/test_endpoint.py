@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.db.errors import to_domain_error
 from shared.errors import AlreadyExists, Conflict, NotFound, ReferenceNotFound, TooManyRequests
+from shared.http.auth import ANONYMOUS
 from shared.http.endpoint import ApiRequest, blueprint, endpoint
 
 
@@ -42,7 +43,7 @@ HttpFunction = Callable[..., Awaitable[func.HttpResponse]]
 
 def register(handler: Callable[[ApiRequest[Any]], Awaitable[Any]], **options: Any) -> HttpFunction:
     bp = blueprint()
-    endpoint(bp, name="probe", route="probe", method="POST", **options)(handler)
+    endpoint(bp, name="probe", route="probe", method="POST", **{"auth": ANONYMOUS, **options})(handler)
     app = func.FunctionApp()
     app.register_functions(bp)
     (function,) = app.get_functions()

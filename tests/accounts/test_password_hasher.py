@@ -1,0 +1,97 @@
+"""The bcrypt executor: off the loop, bounded, shedding with 503 + Retry-After, no timing oracle."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import bcrypt
+import pytest
+
+from shared.auth.passwords import LoginShed, PasswordHasher
+
+
+async def test_hashes_verify_and_run_off_the_event_loop() -> None:
+    hasher = PasswordHasher(cost=4, threads=1, queue_size=0)
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        seen.append(threading.get_ident())
+        return real(password, hashed)
+
+    hashed = await hasher.hash("secret pw")
+    assert hashed.startswith("$2b$04$")
+    bcrypt.checkpw = spy  # type: ignore[assignment]
+    try:
+        assert await hasher.check("secret pw", hashed)
+        assert not await hasher.check("other pw", hashed)
+    finally:
+        bcrypt.checkpw = real
+        hasher.close()
+    assert seen and loop_thread not in seen
+
+
+async def test_an_unknown_account_costs_one_bcrypt_check_of_the_same_cost() -> None:
+    hasher = PasswordHasher(cost=4, threads=1, queue_size=0)
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed)
+        return real(password, hashed)
+
+    hashed = await hasher.hash("secret pw")
+    bcrypt.checkpw = spy  # type: ignore[assignment]
+    try:
+        assert not await hasher.check("secret pw", None)
+        assert not await hasher.check("wrong pw", hashed)
+    finally:
+        bcrypt.checkpw = real
+        hasher.close()
+    assert len(calls) == 2
+    assert calls[0][:7] == calls[1][:7] == b"$2b$04$"  # same algorithm and cost for both
+
+
+async def test_a_full_queue_sheds_at_once_with_retry_after() -> None:
+    hasher = PasswordHasher(cost=12, threads=1, queue_size=1)
+    hashed = (await asyncio.to_thread(bcrypt.hashpw, b"pw", bcrypt.gensalt(4))).decode()
+    try:
+        running = [asyncio.create_task(hasher.check("pw", hashed)) for _ in range(2)]
+        await asyncio.sleep(0.05)  # both admitted: one runs, one waits
+        started = time.perf_counter()
+        with pytest.raises(LoginShed) as shed:
+            await hasher.check("pw", hashed)
+        assert time.perf_counter() - started < 0.05
+        assert shed.value.status == 503 and shed.value.retry_after_s >= 1
+        assert await asyncio.gather(*running) == [True, True]
+    finally:
+        hasher.close()
+
+
+async def test_logins_are_admitted_up_to_the_share_of_measured_capacity() -> None:
+    now = [0.0]
+    hasher = PasswordHasher(cost=4, threads=2, queue_size=4, login_share=0.5, clock=lambda: now[0])
+    hasher.admit_login()  # nothing measured yet: admitted
+    hasher._mean_check_s = 0.25  # pretend checks take 250 ms: capacity 8/s, admitted 4/s
+    assert hasher.login_rate_limit == 4.0
+    hasher.admit_login()
+    hasher.admit_login()  # the burst of `threads`
+    with pytest.raises(LoginShed) as shed:
+        hasher.admit_login()
+    assert shed.value.retry_after_s == 1
+    now[0] += 0.25  # one more slot refilled at 4/s
+    hasher.admit_login()
+    with pytest.raises(LoginShed):
+        hasher.admit_login()
+    assert hasher.shed == 2
+    hasher.close()
+
+
+def test_rehash_is_needed_when_the_cost_changes() -> None:
+    hasher = PasswordHasher(cost=12, threads=1, queue_size=0)
+    assert not hasher.needs_rehash("$2b$12$" + "x" * 53)
+    assert hasher.needs_rehash("$2b$10$" + "x" * 53)
+    hasher.close()
