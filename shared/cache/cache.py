@@ -173,10 +173,16 @@ class Cache:
         token = secrets.token_hex(8)
         lock = keys.lock(generation)
         won = await self._call(lambda client: client.set(lock, token, nx=True, px=self._lock_ttl_ms))
+        entry_key = keys.entry(generation)
+        if won is True:
+            # The previous holder may have stored it between our read and our lock.
+            stored = await self._call(lambda client: client.get(entry_key))
+            if isinstance(stored, bytes):
+                await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
+                return generations.unpack(stored)[1]
         if won is not None:  # True, or Redis just went away: compute here rather than wait on nothing
             return await self._compute(keys, generation, ttl_s, load, token)
         self.stats.lock_waits += 1
-        entry_key = keys.entry(generation)
         deadline = time.monotonic() + self._lock_wait_s
         while time.monotonic() < deadline:
             await asyncio.sleep(self._lock_poll_s)

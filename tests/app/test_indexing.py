@@ -79,6 +79,52 @@ EXPECTED_FUNCTIONS = {
     "refresh": {"trigger": "httpTrigger", "route": "auth/refresh", "methods": ["POST"], "authLevel": "ANONYMOUS"},
     "register": {"trigger": "httpTrigger", "route": "auth/register", "methods": ["POST"], "authLevel": "ANONYMOUS"},
     "update_user": {"trigger": "httpTrigger", "route": "users/me", "methods": ["PATCH"], "authLevel": "ANONYMOUS"},
+    "create_mentor": {"trigger": "httpTrigger", "route": "mentors", "methods": ["POST"], "authLevel": "ANONYMOUS"},
+    "list_mentors": {"trigger": "httpTrigger", "route": "mentors", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "get_own_mentor": {"trigger": "httpTrigger", "route": "mentors/me", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "update_mentor": {"trigger": "httpTrigger", "route": "mentors/me", "methods": ["PATCH"], "authLevel": "ANONYMOUS"},
+    "update_mentor_hourly_rate": {
+        "trigger": "httpTrigger",
+        "route": "mentors/me/hourly-rate",
+        "methods": ["PUT"],
+        "authLevel": "ANONYMOUS",
+    },
+    "update_mentor_upi_id": {
+        "trigger": "httpTrigger",
+        "route": "mentors/me/upi-id",
+        "methods": ["PUT"],
+        "authLevel": "ANONYMOUS",
+    },
+    "get_mentor_availability": {
+        "trigger": "httpTrigger",
+        "route": "mentors/me/availability",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "set_mentor_availability": {
+        "trigger": "httpTrigger",
+        "route": "mentors/me/availability",
+        "methods": ["PUT"],
+        "authLevel": "ANONYMOUS",
+    },
+    "get_mentor": {
+        "trigger": "httpTrigger",
+        "route": "mentors/{id:guid}",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "list_mentor_slots": {
+        "trigger": "httpTrigger",
+        "route": "mentors/{id:guid}/slots",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "set_mentor_active": {
+        "trigger": "httpTrigger",
+        "route": "admin/mentors/{id:guid}/active",
+        "methods": ["PUT"],
+        "authLevel": "ANONYMOUS",
+    },
 }
 
 

@@ -1,0 +1,222 @@
+"""HTTP boundary models for mentors: profiles, prices, UPI ids, availability, discovery and slots."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time
+from functools import cache
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+
+# A UPI virtual payment address: handle@psp (NPCI: 2-256 of letters, digits, dot, hyphen,
+# underscore; the PSP handle is letters then letters/digits).
+_VPA = re.compile(r"^[a-z0-9._-]{2,256}@[a-z][a-z0-9]{1,63}$")
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(value: str) -> str:
+    if value not in _zones():
+        raise ValueError("not an IANA time zone")
+    return value
+
+
+_SKILL = re.compile(r"^[a-z0-9][a-z0-9+#. -]{0,39}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+
+
+def _tag(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def normalise(value: str) -> str:
+        value = value.strip().lower()
+        if not pattern.fullmatch(value):
+            raise ValueError(f"not a {what}")
+        return value
+
+    return normalise
+
+
+def _vpa(value: str) -> str:
+    value = value.strip().lower()
+    if not _VPA.fullmatch(value):
+        raise ValueError("not a UPI id (name@bank)")
+    return value
+
+
+Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
+Vpa = Annotated[str, StringConstraints(max_length=330), AfterValidator(_vpa)]
+Skill = Annotated[str, StringConstraints(max_length=40), AfterValidator(_tag(_SKILL, "skill"))]
+# BCP 47 language tags, lower-cased: "en", "hi", "pt-br".
+Language = Annotated[str, StringConstraints(max_length=12), AfterValidator(_tag(_LANGUAGE, "language tag"))]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+AmountMinor = Annotated[int, Field(ge=0, le=100_000_000)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Money(Input):
+    """An amount in the currency's minor unit (paise, cents) with its ISO 4217 code."""
+
+    amount_minor: AmountMinor
+    currency: Currency
+
+
+class MentorCreate(Input):
+    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    bio: Annotated[str, StringConstraints(max_length=5000)] = ""
+    skills: Annotated[list[Skill], Field(max_length=30)] = []
+    languages: Annotated[list[Language], Field(max_length=20)] = []
+    years_experience: Annotated[int, Field(ge=0, le=80)] = 0
+    timezone: Timezone
+    hourly_rate: Money
+    upi_id: Vpa | None = None
+
+
+class MentorUpdate(Input):
+    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    bio: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    skills: Annotated[list[Skill], Field(max_length=30)] | None = None
+    languages: Annotated[list[Language], Field(max_length=20)] | None = None
+    years_experience: Annotated[int, Field(ge=0, le=80)] | None = None
+    timezone: Timezone | None = None
+
+
+class UpiIdUpdate(Input):
+    upi_id: Vpa
+
+
+class ActivationUpdate(Input):
+    active: StrictBool
+
+
+class WeeklyHoursIn(Input):
+    weekday: Annotated[int, Field(ge=1, le=7)]  # ISO: 1 = Monday … 7 = Sunday
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WeeklyHoursIn:
+        if self.start >= self.end or self.start.tzinfo or self.end.tzinfo:
+            raise ValueError("start must be before end, as local wall-clock times")
+        return self
+
+
+class DateOverrideIn(Input):
+    """A day off (no times) or extra hours on one local date."""
+
+    date: date
+    start: time | None = None
+    end: time | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateOverrideIn:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither for a day off")
+        if self.start is not None and self.end is not None and (self.start >= self.end or self.start.tzinfo):
+            raise ValueError("start must be before end, as local wall-clock times")
+        return self
+
+
+class Availability(Input):
+    weekly: Annotated[list[WeeklyHoursIn], Field(max_length=70)] = []
+    overrides: Annotated[list[DateOverrideIn], Field(max_length=400)] = []
+    min_notice_minutes: Annotated[int, Field(ge=0, le=43_200)] = 120
+    booking_window_days: Annotated[int, Field(ge=1, le=365)] = 60
+    session_lengths: Annotated[list[Annotated[int, Field(ge=15, le=480)]], Field(min_length=1, max_length=6)] = [30, 60]
+
+    @model_validator(mode="after")
+    def _distinct_lengths(self) -> Availability:
+        if len(set(self.session_lengths)) != len(self.session_lengths):
+            raise ValueError("session lengths must be distinct")
+        return self
+
+
+class MentorStats(BaseModel):
+    rating_average: float
+    rating_count: int
+
+
+class MentorSummary(BaseModel):
+    """A mentor as discovery lists them."""
+
+    id: uuid.UUID
+    name: str
+    headline: str
+    skills: list[str]
+    languages: list[str]
+    years_experience: int
+    timezone: str
+    hourly_rate: Money
+    stats: MentorStats
+    created_at: datetime
+
+
+class MentorPublic(MentorSummary):
+    bio: str
+    session_lengths: list[int]
+
+
+class MentorPrivate(MentorPublic):
+    """The mentor's own view: adds the payout UPI id and whether admins have the profile listed."""
+
+    upi_id: str | None
+    is_active: bool
+
+
+class MentorsPage(BaseModel):
+    data: list[MentorSummary]
+    next_cursor: str | None
+
+
+Sort = Literal["rating", "price", "newest"]
+
+
+class MentorQuery(Input):
+    skill: Skill | None = None
+    language: Language | None = None
+    min_price: AmountMinor | None = None
+    max_price: AmountMinor | None = None
+    currency: Currency | None = None
+    min_rating: Annotated[float, Field(ge=0, le=5)] | None = None
+    sort: Sort = "rating"
+    limit: Annotated[int, Field(ge=1, le=50)] = 20
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _price_range(self) -> MentorQuery:
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError("min_price is above max_price")
+        return self
+
+
+class SlotQuery(Input):
+    start: Annotated[date, Field(alias="from")]
+    end: Annotated[date, Field(alias="to")]
+    tz: Timezone = "UTC"
+    length: Annotated[int, Field(ge=15, le=480)] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SlotQuery:
+        if self.end < self.start or (self.end - self.start).days > 62:
+            raise ValueError("'to' must be on or after 'from' and at most 62 days later")
+        return self
+
+
+class Slot(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class SlotsPublic(BaseModel):
+    mentor_id: uuid.UUID
+    timezone: str
+    length_minutes: int
+    slots: list[Slot]

@@ -1,0 +1,272 @@
+"""Mentor use cases: profiles, prices and payout ids, availability and slots, and discovery.
+
+Discovery (`mentors:list`, 5 min) is the hottest read. Every mutation that changes what it shows
+bumps the list's generation after its transaction commits and before it answers, so the next read
+anywhere never returns the list as it was before the write (see shared/cache/generations.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from shared.cache.cache import Cache
+from shared.db.database import Database
+from shared.errors import NotFound, ValidationFailed
+from shared.mentors import repository
+from shared.mentors.availability import DateOverride, Schedule, WeeklyHours, generate_slots
+from shared.mentors.models import (
+    Availability,
+    DateOverrideIn,
+    MentorCreate,
+    MentorPrivate,
+    MentorPublic,
+    MentorQuery,
+    MentorsPage,
+    MentorStats,
+    MentorSummary,
+    MentorUpdate,
+    Money,
+    Slot,
+    SlotQuery,
+    SlotsPublic,
+    WeeklyHoursIn,
+)
+
+LIST_NAMESPACE = "mentors:list"
+LIST_TTL_S = 300
+
+
+class MentorNotFound(NotFound):
+    code = "mentor_not_found"
+    title = "No such mentor"
+
+
+class InvalidCursor(ValidationFailed):
+    code = "invalid_cursor"
+    title = "The cursor is not one this list issued"
+
+
+class UnsupportedSessionLength(ValidationFailed):
+    code = "unsupported_session_length"
+    title = "The mentor does not offer sessions of this length"
+
+
+def _found(mentor: MentorPrivate | None) -> MentorPrivate:
+    if mentor is None:
+        raise MentorNotFound()
+    return mentor
+
+
+async def invalidate_mentor_list(cache: Cache) -> None:
+    """Make the next discovery read load afresh; call after a committed write that changes the list
+    (createReview calls it after its transaction, which updated the rating with `repository.set_rating`)."""
+    await cache.bump(LIST_NAMESPACE)
+
+
+async def create_mentor(database: Database, cache: Cache, user_id: uuid.UUID, data: MentorCreate) -> MentorPrivate:
+    """createMentor: the caller's (a mentor-role user's) profile, listed at once; 409 if it exists."""
+    async with database.transaction() as conn:
+        mentor = await repository.insert_mentor(conn, user_id, data)
+    await invalidate_mentor_list(cache)
+    return mentor
+
+
+async def get_own_mentor(database: Database, user_id: uuid.UUID) -> MentorPrivate:
+    """The caller's own profile, including the payout UPI id and whether it is listed."""
+    async with database.connection() as conn:
+        return _found(await repository.fetch_mentor(conn, user_id, listed_only=False))
+
+
+async def get_mentor(database: Database, mentor_id: uuid.UUID) -> MentorPublic:
+    """A listed mentor's public profile with stats (never the UPI id); 404 when unlisted."""
+    async with database.connection() as conn:
+        mentor = _found(await repository.fetch_mentor(conn, mentor_id, listed_only=True))
+    return MentorPublic.model_validate(mentor.model_dump(exclude={"upi_id", "is_active"}))
+
+
+async def update_mentor(database: Database, cache: Cache, user_id: uuid.UUID, data: MentorUpdate) -> MentorPrivate:
+    """PATCH of the caller's profile: only the fields sent change."""
+    async with database.transaction() as conn:
+        mentor = _found(await repository.update_profile(conn, user_id, data))
+    await invalidate_mentor_list(cache)
+    return mentor
+
+
+async def update_mentor_hourly_rate(database: Database, cache: Cache, user_id: uuid.UUID, rate: Money) -> MentorPrivate:
+    """updateMentorHourlyRate. Existing bookings keep the price they snapshotted."""
+    async with database.transaction() as conn:
+        mentor = _found(await repository.update_hourly_rate(conn, user_id, rate))
+    await invalidate_mentor_list(cache)
+    return mentor
+
+
+async def update_mentor_upi_id(database: Database, cache: Cache, user_id: uuid.UUID, upi_id: str) -> MentorPrivate:
+    """updateMentorUpiId: the payout VPA (validated at the boundary)."""
+    async with database.transaction() as conn:
+        mentor = _found(await repository.update_upi_id(conn, user_id, upi_id))
+    await invalidate_mentor_list(cache)
+    return mentor
+
+
+async def set_mentor_active(database: Database, cache: Cache, mentor_id: uuid.UUID, active: bool) -> MentorPrivate:
+    """Admin activation/deactivation: an inactive profile disappears from discovery, profile and slots."""
+    async with database.transaction() as conn:
+        mentor = _found(await repository.update_active(conn, mentor_id, active))
+    await invalidate_mentor_list(cache)
+    return mentor
+
+
+async def update_mentor_rating(
+    database: Database, cache: Cache, mentor_id: uuid.UUID, *, average: Decimal, count: int
+) -> MentorPrivate:
+    """updateMentorRating: store the aggregate recomputed from reviews, then refresh discovery.
+
+    Internal (no route): the reviews feature computes the aggregate in the transaction that writes
+    the review, calls `repository.set_rating` there and `invalidate_mentor_list` after commit; this
+    function is the stand-alone form of the same step.
+    """
+    async with database.transaction() as conn:
+        mentor = _found(await repository.set_rating(conn, mentor_id, average, count))
+    await invalidate_mentor_list(cache)
+    return mentor
+
+
+# --- availability ---------------------------------------------------------------------------------
+
+
+async def set_availability(database: Database, user_id: uuid.UUID, data: Availability) -> Availability:
+    """Replace the caller's weekly hours, overrides, notice, window and session lengths at once."""
+    async with database.transaction() as conn:
+        replaced = await repository.replace_availability(
+            conn,
+            user_id,
+            min_notice_minutes=data.min_notice_minutes,
+            booking_window_days=data.booking_window_days,
+            session_lengths=data.session_lengths,
+            weekly=[(w.weekday, w.start, w.end) for w in data.weekly],
+            overrides=[(o.date, o.start, o.end) for o in data.overrides],
+        )
+    if not replaced:
+        raise MentorNotFound()
+    return data
+
+
+async def get_availability(database: Database, user_id: uuid.UUID) -> Availability:
+    """The caller's schedule, with every override (past ones included)."""
+    async with database.connection() as conn:
+        rows = await repository.fetch_availability(conn, user_id, date.min, date.max, include_unlisted=True)
+    if rows is None:
+        raise MentorNotFound()
+    return Availability(
+        weekly=[WeeklyHoursIn(weekday=d, start=s, end=e) for d, s, e in rows.weekly],
+        overrides=[DateOverrideIn(date=d, start=s, end=e) for d, s, e in rows.overrides],
+        min_notice_minutes=rows.min_notice_minutes,
+        booking_window_days=rows.booking_window_days,
+        session_lengths=rows.session_lengths,
+    )
+
+
+async def list_slots(database: Database, mentor_id: uuid.UUID, query: SlotQuery, *, now: datetime) -> SlotsPublic:
+    """Bookable slots of a listed mentor from the asker's `from` day to their `to` day inclusive,
+    shown in the asker's zone. Bookings that hold a slot are excluded once bookings exist (they
+    pass through `generate_slots(busy=...)`)."""
+    asker = ZoneInfo(query.tz)
+    start = datetime.combine(query.start, time(0), tzinfo=asker).astimezone(UTC)
+    end = datetime.combine(query.end + timedelta(days=1), time(0), tzinfo=asker).astimezone(UTC)
+    async with database.connection() as conn:
+        rows = await repository.fetch_availability(
+            conn, mentor_id, query.start - timedelta(days=2), query.end + timedelta(days=2), include_unlisted=False
+        )
+    if rows is None:
+        raise MentorNotFound()
+    length = query.length if query.length is not None else min(rows.session_lengths)
+    if length not in rows.session_lengths:
+        raise UnsupportedSessionLength(extra={"offered": sorted(rows.session_lengths)})
+    schedule = Schedule(
+        ZoneInfo(rows.timezone),
+        weekly=[WeeklyHours(d, s, e) for d, s, e in rows.weekly],
+        overrides=[DateOverride(d, s, e) for d, s, e in rows.overrides],
+        min_notice=timedelta(minutes=rows.min_notice_minutes),
+        booking_window=timedelta(days=rows.booking_window_days),
+    )
+    slots = generate_slots(schedule, length=timedelta(minutes=length), start=start, end=end, now=now)
+    return SlotsPublic(
+        mentor_id=mentor_id,
+        timezone=query.tz,
+        length_minutes=length,
+        slots=[Slot(start=s.astimezone(asker), end=e.astimezone(asker)) for s, e in slots],
+    )
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+
+def _encode_cursor(sort: str, key: Any, mentor_id: uuid.UUID) -> str:
+    value = key.isoformat() if isinstance(key, datetime) else str(key)
+    raw = json.dumps([sort, value, str(mentor_id)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, mentor_id = json.loads(raw)
+        if cursor_sort != sort:
+            raise ValueError("cursor of another sort")
+        parse: dict[str, Callable[[str], Any]] = {"rating": Decimal, "price": int, "newest": datetime.fromisoformat}
+        key = parse[sort](value)
+        return key, uuid.UUID(mentor_id)
+    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError):
+        raise InvalidCursor() from None
+
+
+def _variant(query: MentorQuery) -> str:
+    canonical = json.dumps(query.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
+
+
+def _summary(row: asyncpg.Record) -> MentorSummary:
+    return MentorSummary(
+        id=row["id"],
+        name=row["name"],
+        headline=row["headline"],
+        skills=row["skills"],
+        languages=row["languages"],
+        years_experience=row["years_experience"],
+        timezone=row["timezone"],
+        hourly_rate=Money(amount_minor=row["hourly_rate_minor"], currency=row["currency"]),
+        stats=MentorStats(rating_average=float(row["rating"]), rating_count=row["rating_count"]),
+        created_at=row["created_at"],
+    )
+
+
+async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> bytes:
+    """GET /api/mentors: listed mentors with their stats, filtered and sorted, one keyset page.
+
+    Returns the JSON bytes, from `mentors:list` (5 min) when cached. Pages follow a total order
+    (the sort key, then the id), so paging never skips or repeats a mentor that did not change.
+    """
+    after = _decode_cursor(query.cursor, query.sort) if query.cursor is not None else None
+
+    async def load() -> bytes:
+        async with database.connection() as conn:
+            rows = await repository.list_mentors(conn, query, after)
+        page, more = rows[: query.limit], len(rows) > query.limit
+        next_cursor = None
+        if more:
+            last = page[-1]
+            next_cursor = _encode_cursor(query.sort, last[repository.SORT_KEY_COLUMN[query.sort]], last["id"])
+        return MentorsPage(data=[_summary(r) for r in page], next_cursor=next_cursor).model_dump_json().encode()
+
+    return await cache.get_or_load_versioned(LIST_NAMESPACE, _variant(query), LIST_TTL_S, load, public=True)

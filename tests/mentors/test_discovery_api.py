@@ -1,0 +1,222 @@
+"""GET /api/mentors over HTTP: filters, sorts, cursor pages, and a cache that never serves a list
+from before an acknowledged write (the invalidation matrix and a write/read race)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from conftest import Client, User
+from test_mentors_api import new_mentor
+
+from devhost.testing import HostThread
+from shared import resources
+from shared.mentors import repository, service
+
+MakeUser = Callable[[str], Awaitable[User]]
+
+
+def unique_skill() -> str:
+    return f"skill-{uuid.uuid4().hex[:10]}"
+
+
+async def listing(api: Client, **params: Any) -> dict[str, Any]:
+    reply = await api.call("GET", "mentors?" + urlencode(params))
+    assert reply.status == 200, reply.body
+    body: dict[str, Any] = reply.body
+    return body
+
+
+async def cohort(api: Client, make_user: MakeUser, skill: str, rates: list[int]) -> list[User]:
+    users = []
+    for i, rate in enumerate(rates):
+        user, _ = await new_mentor(
+            api,
+            make_user,
+            skills=[skill, "python"],
+            languages=["en"] if i % 2 else ["hi"],
+            hourly_rate={"amount_minor": rate, "currency": "INR" if i % 3 else "USD"},
+        )
+        users.append(user)
+    return users
+
+
+async def test_filters_select_the_matching_mentors_with_their_stats(api: Client, make_user: MakeUser) -> None:
+    skill = unique_skill()
+    users = await cohort(api, make_user, skill, [1000, 2000, 3000, 4000, 5000, 6000])
+    everyone = await listing(api, skill=skill, limit=50)
+    assert {m["id"] for m in everyone["data"]} == {str(u.id) for u in users}
+    assert everyone["next_cursor"] is None
+    assert all(set(m["stats"]) == {"rating_average", "rating_count"} for m in everyone["data"])
+    english = await listing(api, skill=skill, language="EN")
+    assert {m["id"] for m in english["data"]} == {str(users[i].id) for i in (1, 3, 5)}
+    priced = await listing(api, skill=skill, min_price=2000, max_price=5000, currency="INR")
+    assert {m["id"] for m in priced["data"]} == {str(users[i].id) for i in (1, 2, 4)}
+    assert (await listing(api, skill=skill, min_rating=4.5))["data"] == []
+
+
+async def test_sorts_and_cursor_pages_walk_a_stable_total_order(api: Client, make_user: MakeUser) -> None:
+    skill = unique_skill()
+    users = await cohort(api, make_user, skill, [3000, 1000, 2000, 1000, 5000, 4000, 1000])
+    for sort, key in (
+        ("price", lambda m: (m["hourly_rate"]["amount_minor"], m["id"])),
+        ("newest", None),
+        ("rating", None),
+    ):
+        whole = (await listing(api, skill=skill, sort=sort, limit=50))["data"]
+        pages: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"skill": skill, "sort": sort, "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
+            page = await listing(api, **params)
+            pages += page["data"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert [m["id"] for m in pages] == [m["id"] for m in whole]
+        assert len(pages) == len(users)
+        if key is not None:
+            assert pages == sorted(pages, key=key)
+    newest = (await listing(api, skill=skill, sort="newest"))["data"]
+    assert [m["id"] for m in newest] == [str(u.id) for u in reversed(users)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "cheapest"},
+        {"limit": 0},
+        {"limit": 51},
+        {"min_rating": 6},
+        {"min_price": -1},
+        {"min_price": 10, "max_price": 5},
+        {"currency": "rupees"},
+        {"cursor": "garbage!"},
+        {"cursor": "WyJwcmljZSIsIjEwIiwieCJd"},  # ["price","10","x"]: not a uuid
+        {"unknown": "1"},
+    ],
+)
+async def test_bad_query_parameters_are_422_problems(api: Client, params: dict[str, Any]) -> None:
+    reply = await api.call("GET", "mentors?" + urlencode(params))
+    assert reply.status == 422
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+
+
+async def test_a_cursor_from_another_sort_is_refused(api: Client, make_user: MakeUser) -> None:
+    skill = unique_skill()
+    await cohort(api, make_user, skill, [1, 2, 3])
+    cursor = (await listing(api, skill=skill, sort="price", limit=1))["next_cursor"]
+    reply = await api.call("GET", "mentors?" + urlencode({"skill": skill, "sort": "rating", "cursor": cursor}))
+    assert reply.status == 422 and reply.body["code"] == "invalid_cursor"
+
+
+def by_id(page: dict[str, Any], user: User) -> dict[str, Any]:
+    return next(m for m in page["data"] if m["id"] == str(user.id))
+
+
+async def test_every_mutation_in_the_invalidation_table_shows_in_the_next_read(
+    api: Client, make_user: MakeUser, app_host: HostThread
+) -> None:
+    skill = unique_skill()
+    (mentor,) = await cohort(api, make_user, skill, [1000])
+    admin = await make_user("admin")
+
+    async def cached_listing() -> dict[str, Any]:
+        first = await listing(api, skill=skill)
+        assert await listing(api, skill=skill) == first  # the second read is served from the cache
+        return first
+
+    async def generation() -> bytes | None:
+        redis = await resources.get_redis()
+        value: bytes | None = await redis.get("{mentors:list}:gen")
+        return value
+
+    # createMentor
+    await cached_listing()
+    (newcomer,) = await cohort(api, make_user, skill, [2000])
+    assert str(newcomer.id) in {m["id"] for m in (await listing(api, skill=skill))["data"]}
+
+    # updateMentorHourlyRate
+    await cached_listing()
+    await api.call("PUT", "mentors/me/hourly-rate", {"amount_minor": 777, "currency": "EUR"}, user=mentor)
+    assert by_id(await listing(api, skill=skill), mentor)["hourly_rate"] == {"amount_minor": 777, "currency": "EUR"}
+
+    # PATCH /mentors/me (profile fields the list shows)
+    await cached_listing()
+    await api.call("PATCH", "mentors/me", {"headline": "Changed headline"}, user=mentor)
+    assert by_id(await listing(api, skill=skill), mentor)["headline"] == "Changed headline"
+
+    # updateMentorUpiId: not in the public list, but the list is recomputed (its generation moves)
+    await cached_listing()
+    before = app_host.call(generation())
+    await api.call("PUT", "mentors/me/upi-id", {"upi_id": "changed@okhdfc"}, user=mentor)
+    assert app_host.call(generation()) != before
+    assert (await api.call("GET", "mentors/me", user=mentor)).body["upi_id"] == "changed@okhdfc"
+
+    # updateMentorRating (internal step of the reviews feature)
+    await cached_listing()
+
+    async def rate() -> None:
+        db, cache = await resources.get_database(), await resources.get_cache()
+        await service.update_mentor_rating(db, cache, mentor.id, average=Decimal("4.5"), count=2)
+
+    app_host.call(rate())
+    assert by_id(await listing(api, skill=skill), mentor)["stats"] == {"rating_average": 4.5, "rating_count": 2}
+
+    # createReview: writes the aggregate in its own transaction, then invalidates after commit
+    await cached_listing()
+
+    async def review() -> None:
+        db, cache = await resources.get_database(), await resources.get_cache()
+        async with db.transaction() as conn:
+            await repository.set_rating(conn, mentor.id, Decimal("4.67"), 3)
+        await service.invalidate_mentor_list(cache)
+
+    app_host.call(review())
+    assert by_id(await listing(api, skill=skill), mentor)["stats"] == {"rating_average": 4.67, "rating_count": 3}
+
+    # admin deactivation
+    await cached_listing()
+    await api.call("PUT", f"admin/mentors/{mentor.id}/active", {"active": False}, user=admin)
+    assert str(mentor.id) not in {m["id"] for m in (await listing(api, skill=skill))["data"]}
+
+
+async def test_reads_racing_writes_never_see_a_price_older_than_an_acknowledged_write(
+    api: Client, make_user: MakeUser
+) -> None:
+    skill = unique_skill()
+    (mentor,) = await cohort(api, make_user, skill, [1])
+    acknowledged = 1
+    stale: list[tuple[int, int]] = []
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        nonlocal acknowledged
+        for amount in range(2, 42):
+            reply = await api.call(
+                "PUT", "mentors/me/hourly-rate", {"amount_minor": amount, "currency": "INR"}, user=mentor
+            )
+            assert reply.status == 200
+            acknowledged = amount
+        done.set()
+
+    async def reader() -> int:
+        reads = 0
+        while not done.is_set():
+            floor = acknowledged
+            seen = by_id(await listing(api, skill=skill), mentor)["hourly_rate"]["amount_minor"]
+            if seen < floor:
+                stale.append((seen, floor))
+            reads += 1
+        return reads
+
+    counts = await asyncio.gather(writer(), *(reader() for _ in range(8)))
+    assert sum(c for c in counts if c) > 40
+    assert stale == []
