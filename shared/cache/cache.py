@@ -171,16 +171,14 @@ class Cache:
 
     async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: Loader) -> bytes:
         token = secrets.token_hex(8)
-        lock = keys.lock(generation)
-        won = await self._call(lambda client: client.set(lock, token, nx=True, px=self._lock_ttl_ms))
-        entry_key = keys.entry(generation)
-        if won is True:
-            # The previous holder may have stored it between our read and our lock.
-            stored = await self._call(lambda client: client.get(entry_key))
-            if isinstance(stored, bytes):
-                await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
-                return generations.unpack(stored)[1]
-        if won is not None:  # True, or Redis just went away: compute here rather than wait on nothing
+        entry_key, lock = keys.entry(generation), keys.lock(generation)
+        reply = await self._call(
+            lambda client: generations.ACQUIRE(client, [entry_key, lock], [token, str(self._lock_ttl_ms)])
+        )
+        if isinstance(reply, list) and reply[0] == generations.STORED:
+            return generations.unpack(reply[1])[1]  # the previous holder stored it after our read
+        if not isinstance(reply, list) or reply[0] == generations.LOCKED:
+            # Ours to compute (or Redis just went away: compute here rather than wait on nothing).
             return await self._compute(keys, generation, ttl_s, load, token)
         self.stats.lock_waits += 1
         deadline = time.monotonic() + self._lock_wait_s
@@ -208,16 +206,20 @@ class Cache:
         return await self._compute(keys, entry.generation, ttl_s, load, token)
 
     async def _compute(self, keys: Keys, generation: str, ttl_s: int, load: Loader, token: str | None) -> bytes:
+        entry_key, lock = keys.entry(generation), keys.lock(generation)
         started = time.monotonic()
         try:
             value = await load()
-            recompute_ms = max(1, round((time.monotonic() - started) * 1000))
-            stored = generations.pack(recompute_ms, value)
-            await self._call(lambda client: client.set(keys.entry(generation), stored, ex=ttl_s))
-            return value
-        finally:
+        except BaseException:
             if token is not None:
-                await self._call(lambda client: generations.RELEASE(client, [keys.lock(generation)], [token]))
+                await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
+            raise
+        stored = generations.pack(max(1, round((time.monotonic() - started) * 1000)), value)
+        if token is None:
+            await self._call(lambda client: client.set(entry_key, stored, ex=ttl_s))
+        else:
+            await self._call(lambda client: generations.STORE(client, [entry_key, lock], [stored, str(ttl_s), token]))
+        return value
 
     async def _load_without_redis(self, keys: Keys, ttl_s: int, load: Loader, *, public: bool) -> bytes:
         namespace = _local_namespace(keys.namespace)

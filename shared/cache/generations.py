@@ -53,6 +53,21 @@ redis.call('SET', KEYS[1], text)
 return text
 """
 
+# A miss: the entry if another process stored it meanwhile, else the lock if it is free.
+_ACQUIRE = """
+local value = redis.call('GET', KEYS[1])
+if value then return {0, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+return {2}
+"""
+
+# Store a recomputed entry and release our lock in one round trip.
+_STORE = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -72,6 +87,8 @@ class _Script:
 
 
 READ, BUMP, RELEASE = _Script(_READ), _Script(_BUMP), _Script(_RELEASE)
+ACQUIRE, STORE = _Script(_ACQUIRE), _Script(_STORE)
+STORED, LOCKED, BUSY = 0, 1, 2  # ACQUIRE's answers
 
 
 @dataclass(frozen=True, slots=True)

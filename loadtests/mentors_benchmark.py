@@ -1,0 +1,208 @@
+"""Mentor discovery benchmark through devhost: cache hits, cache misses and the Redis ceiling.
+
+    .venv/bin/python -m loadtests.mentors_benchmark [--seconds 15] [--users 500,1000,2000]
+
+One run, one devhost process serving `loadtests/ceiling_app` (the product's mentor routes plus a
+bare function returning the same bytes from Redis), private PostgreSQL/Redis/Azurite on 127.0.0.1
+from `devhost.services.start_stack("test")`, 1,000 seeded mentors. For each user level the
+open-loop generator offers users / 1.5 requests/s (1-2 s think time, performance.md §7) to:
+
+- hit:     GET /api/mentors (the default first page; the same cached bytes every time);
+- miss:    GET /api/mentors?min_rating=<unique> (a new cache variant each time: DB query + store);
+- ceiling: GET /api/ceiling/mentors (one Redis GET of the hit's exact bytes, nothing else).
+
+Then a closed-loop probe (64 connections, back to back) measures each one's throughput, so hits
+can be reported as a share of the ceiling. Bounded: every phase lasts `--seconds` (capped at 60).
+Prints Markdown for loadtests/README.md and the raw figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis
+
+from devhost.services import start_stack
+from loadtests.openloop import Result, closed_loop, open_loop
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "loadtests" / "ceiling_app"
+MENTORS = 1000
+
+SEED = """
+INSERT INTO users (id, email, name, role, password_hash)
+SELECT gen_random_uuid(), 'bench' || g || '@example.com', 'Mentor ' || g, 'mentor', 'unused'
+FROM generate_series(1, $1::int) g;
+INSERT INTO mentors (id, headline, bio, skills, languages, years_experience, timezone, hourly_rate_minor, currency,
+                     rating, rating_count)
+SELECT id, 'Senior engineer #' || n || ' - Python, Go, system design', repeat('bio text ', 40),
+       (ARRAY['python', 'go', 'sql', 'k8s', 'react'])[1:1 + n % 5], ARRAY['en'], n % 30, 'Asia/Kolkata',
+       50000 + (n * 37) % 200000, 'INR', round((1 + (n * 7 % 400) / 100.0)::numeric, 2), n % 90
+FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users) u;
+ANALYZE users;
+ANALYZE mentors;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback only)
+        body: bytes = response.read()
+        return body
+
+
+async def seed(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        for statement in SEED.split(";"):
+            if statement.strip():
+                await conn.execute(statement, *([MENTORS] if "$1" in statement else []))
+    finally:
+        await conn.close()
+
+
+async def drain(base: str, limit_s: float = 30.0) -> None:
+    """Wait (bounded) until the host answers promptly again: the previous phase's queue is gone."""
+    deadline, quick = time.perf_counter() + limit_s, 0
+    while quick < 5 and time.perf_counter() < deadline:
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(get, f"{base}/api/ceiling/mentors")
+        except OSError:
+            quick = 0
+            continue
+        quick = quick + 1 if time.perf_counter() - started < 0.05 else 0
+        await asyncio.sleep(0.2)
+
+
+def row(label: str, users: int, result: Result) -> str:
+    return (
+        f"| {users} | {label} | {result.offered_rps:.0f} | {result.requests} | {result.achieved_rps:.0f} | "
+        f"{100 * result.success:.2f} % | {result.percentile(50):.1f} | {result.percentile(95):.1f} | "
+        f"{result.percentile(97.5):.1f} | {result.percentile(99):.1f} | {result.generator_cpu_s / result.seconds:.0%} |"
+    )
+
+
+async def measure(base: str, users_levels: list[int], seconds: float) -> dict[str, Any]:
+    unique = itertools.count(1)
+    # Misses last at each level: the requests they leave queued would otherwise land on the next phase.
+    targets = {
+        "hit": lambda _i: f"{base}/api/mentors",
+        "ceiling": lambda _i: f"{base}/api/ceiling/mentors",
+        # a min_rating no earlier request used: a new cache variant, so a database query every time
+        "miss": lambda _i: f"{base}/api/mentors?min_rating={next(unique) / 1e9:.9f}",
+    }
+    open_results: dict[str, dict[str, Result]] = {}
+    for users in users_levels:
+        rate = users / 1.5
+        open_results[str(users)] = {}
+        for label, url_for in targets.items():
+            await drain(base)
+            await open_loop(url_for, rate=min(rate, 200), seconds=1, users=users)  # warm connections and caches
+            open_results[str(users)][label] = await open_loop(url_for, rate=rate, seconds=seconds, users=users)
+    closed = {}
+    for label, url_for in targets.items():
+        await drain(base)
+        closed[label] = await closed_loop(url_for, connections=64, seconds=seconds)
+    return {"open": open_results, "closed": closed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--users", default="500,1000,2000")
+    args = parser.parse_args()
+    seconds = min(args.seconds, 60)
+    levels = [int(u) for u in args.users.split(",")][:5]
+    stack = start_stack("test")
+    proc = None
+    try:
+        env = {
+            **os.environ,
+            "DATABASE_URL": stack.database_url,
+            "REDIS_URL": stack.redis_url,
+            "AZURE_STORAGE_CONNECTION_STRING": stack.storage_connection_string,
+            "AzureWebJobsStorage": stack.storage_connection_string,
+            "DURABLE_TASK_HUB": "bench",
+            "JWT_SIGNING_KEY": secrets.token_hex(32),
+        }
+        subprocess.run([sys.executable, "-m", "shared.db.migrate"], cwd=ROOT, env=env, check=True)
+        asyncio.run(seed(stack.database_url))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--app", str(APP), "--port", str(port), "--no-services"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(300):
+            try:
+                get(f"{base}/api/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        hit_bytes = get(f"{base}/api/mentors")
+        with redis.Redis.from_url(stack.redis_url) as client:
+            client.set("bench:ceiling", hit_bytes)
+        assert get(f"{base}/api/ceiling/mentors") == hit_bytes
+        figures = asyncio.run(measure(base, levels, seconds))
+        health = json.loads(get(f"{base}/api/health"))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        stack.stop()
+
+    print(f"{MENTORS} mentors seeded; the hit/ceiling payload is {len(hit_bytes):,} bytes; {seconds:.0f} s per phase\n")
+    columns = ["users", "target", "offered req/s", "requests", "achieved req/s", "success", "p50 ms", "p95", "p97.5"]
+    print("| " + " | ".join([*columns, "p99", "gen CPU"]) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for users, results in figures["open"].items():
+        for label, result in results.items():
+            print(row(label, int(users), result))
+    closed: dict[str, Result] = figures["closed"]
+    print("\n| closed loop, 64 connections | req/s | p50 ms | p99 ms | success |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, result in closed.items():
+        print(
+            f"| {label} | {result.achieved_rps:.0f} | {result.percentile(50):.1f} | {result.percentile(99):.1f} | "
+            f"{100 * result.success:.2f} % |"
+        )
+    ceiling = closed["ceiling"].achieved_rps
+    print(f"\nhit / ceiling throughput: {closed['hit'].achieved_rps / ceiling:.2f}")
+    print(f"miss / ceiling throughput: {closed['miss'].achieved_rps / ceiling:.2f}")
+    print(f"app cache counters at the end: {json.dumps(health.get('cache'))}")
+
+    def brief(result: Result) -> dict[str, Any]:
+        return {**vars(result), "latencies_ms": len(result.latencies_ms)}
+
+    raw = {
+        "open": {users: {k: brief(r) for k, r in rs.items()} for users, rs in figures["open"].items()},
+        "closed": {k: brief(r) for k, r in closed.items()},
+    }
+    print("\n" + json.dumps(raw, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
