@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared.cache import generations
@@ -50,6 +51,7 @@ class CacheStats:
     redis_errors: int = 0
     redis_skipped: int = 0
     early_refreshes: int = 0
+    redis_busy: int = 0
     lock_waits: int = 0
 
     def snapshot(self) -> dict[str, int]:
@@ -60,7 +62,11 @@ class _Unavailable:
     pass
 
 
-_UNAVAILABLE = _Unavailable()
+_UNAVAILABLE = _Unavailable()  # Redis is down (or the breaker says so)
+# Redis is up but every pooled connection stayed busy past REDIS_POOL_TIMEOUT_SECONDS: overload, not
+# an outage. It neither opens the breaker nor reads the in-process copy, which other instances'
+# writes cannot reach: the request goes to the database instead.
+_BUSY = _Unavailable()
 
 
 class Cache:
@@ -129,7 +135,7 @@ class Cache:
             self._inflight.pop(key, None)
         self._local.delete(*keys)
         deleted = await self._call(lambda client: client.delete(*keys))
-        if deleted is _UNAVAILABLE:
+        if isinstance(deleted, _Unavailable):
             self._pending_invalidations.update(keys)
 
     async def get_or_load_versioned(
@@ -144,7 +150,7 @@ class Cache:
         keys = Keys(namespace, variant)
         reply = await self._call(lambda client: generations.READ(client, [keys.generation], keys.read_args()))
         if isinstance(reply, _Unavailable):
-            return await self._load_without_redis(keys, ttl_s, load, public=public)
+            return await self._load_without_redis(keys, ttl_s, load, public=public and reply is _UNAVAILABLE)
         entry = generations.parse_read(reply)
         if entry.value is not None:
             if generations.refresh_early(entry, self._xfetch_beta):
@@ -166,7 +172,7 @@ class Cache:
         for namespace in namespaces:
             generation_key = Keys(namespace, "").generation
             bumped = await self._call(lambda client: generations.BUMP(client, [generation_key], []))  # noqa: B023
-            if bumped is _UNAVAILABLE:
+            if isinstance(bumped, _Unavailable):
                 self._pending_bumps.add(namespace)
 
     async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: Loader) -> bytes:
@@ -187,7 +193,7 @@ class Cache:
             stored = await self._call(lambda client: client.get(entry_key))
             if isinstance(stored, bytes):
                 return generations.unpack(stored)[1]
-            if stored is _UNAVAILABLE:
+            if isinstance(stored, _Unavailable):
                 break
         # The lock holder is slow or gone: load it ourselves rather than fail the request.
         return await self._compute(keys, generation, ttl_s, load, None)
@@ -242,7 +248,7 @@ class Cache:
 
     async def ping(self) -> bool:
         """Whether Redis answers now (an open circuit answers False without a network call)."""
-        return await self._call(lambda client: client.ping()) is not _UNAVAILABLE
+        return not isinstance(await self._call(lambda client: client.ping()), _Unavailable)
 
     async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _Unavailable:
         if not self._breaker.allow():
@@ -258,6 +264,13 @@ class Cache:
                 await generations.BUMP(client, [Keys(namespace, "").generation], [])
                 self._pending_bumps.discard(namespace)
             result = await operation(client)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):  # BlockingConnectionPool found no free connection
+                self.stats.redis_busy += 1
+                return _BUSY
+            self.stats.redis_errors += 1
+            self._breaker.record_failure(exc)
+            return _UNAVAILABLE
         except (RedisError, OSError) as exc:
             self.stats.redis_errors += 1
             self._breaker.record_failure(exc)

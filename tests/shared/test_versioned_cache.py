@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from shared.cache.breaker import CircuitBreaker
 from shared.cache.cache import Cache
 from shared.cache.generations import Entry, Keys, refresh_early, unpack
+from shared.config import load_settings
+from shared.resources import make_redis
 from tests.shared.test_cache import CountingLoader, redis_for, unused_port
 
 TTL = 300
@@ -266,3 +268,32 @@ async def test_hit_and_miss_counts_are_logged(client: Redis, caplog: pytest.LogC
         await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader())
     summaries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cache stats")]
     assert summaries and "hits=0 misses=1" in summaries[-1]
+
+
+async def test_an_exhausted_redis_pool_is_overload_not_an_outage(stack: Any, redis_url: str) -> None:
+    """Waiting too long for a pooled connection sends the read to the database: the breaker stays
+    closed and the in-process copy, which other instances' writes cannot reach, is not used."""
+    env = {
+        "DATABASE_URL": "postgresql://x@127.0.0.1/x",
+        "REDIS_URL": redis_url,
+        "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+        "REDIS_MAX_CONNECTIONS": "1",
+        "REDIS_POOL_TIMEOUT_SECONDS": "0.05",
+    }
+    redis = make_redis(load_settings(env))
+    cache, ns = process(redis), namespace()
+    try:
+        await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"v1"), public=True)
+        blocker = asyncio.create_task(redis.blpop([f"{ns}:nothing"], timeout=0.3))  # holds the only connection
+        await asyncio.sleep(0.02)
+        load = CountingLoader(b"from-db")
+        for _ in range(2):
+            assert await cache.get_or_load_versioned(ns, "all", TTL, load, public=True) == b"from-db"
+        await cache.bump(ns)  # cannot reach Redis yet: kept and replayed
+        await blocker
+        assert load.calls == 2 and cache.stats.local_hits == 0
+        assert cache.stats.redis_busy >= 3 and cache.stats.redis_errors == 0
+        assert cache.redis_available
+        assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"v2"), public=True) == b"v2"
+    finally:
+        await redis.aclose(close_connection_pool=True)
