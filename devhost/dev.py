@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -104,6 +105,16 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def local_jwt_signing_key() -> str:
+    """A signing key for local runs, made once and kept in .state/ so tokens survive restarts."""
+    path = ROOT / ".state" / "jwt-signing-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def run() -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that `finally` stops the services
     port = os.environ.get("PORT", "7071")
@@ -113,6 +124,7 @@ def run() -> int:
         print(stack.describe(), flush=True)
         env = {
             "DURABLE_TASK_HUB": "codeconnectdev",  # host.json names the hub through this setting
+            "JWT_SIGNING_KEY": local_jwt_signing_key(),
             **os.environ,
             "DATABASE_URL": stack.database_url,
             "REDIS_URL": stack.redis_url,
