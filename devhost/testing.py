@@ -3,9 +3,9 @@
 The Durable SDK keeps a module-global aiohttp session bound to the first loop that used it (and
 apps keep module-level pools the same way), so the host must live on one loop for the whole
 process: never `asyncio.run` a host twice. Tests talk to it over real HTTP (`.url`) and run
-coroutines on its loop with `.call(...)`. Several HostThreads in one process (one after another)
-are fine for apps that do not use the Durable client; a Durable app should get one HostThread per
-test session.
+coroutines on its loop with `.call(...)`. Several HostThreads may run one after another in a
+process: on stop, the Durable service closes the SDK's session (as the worker's exit would), and
+the app's own clients are per loop.
 
     with HostThread(Path("tests/devhost/apps/shape"), port=0) as ht:
         urllib.request.urlopen(f"{ht.url}/api/ping")
