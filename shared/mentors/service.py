@@ -18,8 +18,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from shared.cache.cache import Cache
 from shared.db.database import Database
 from shared.errors import NotFound, ValidationFailed
@@ -33,8 +31,6 @@ from shared.mentors.models import (
     MentorPublic,
     MentorQuery,
     MentorsPage,
-    MentorStats,
-    MentorSummary,
     MentorUpdate,
     Money,
     Slot,
@@ -236,21 +232,6 @@ def _variant(query: MentorQuery) -> str:
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 
-def _summary(row: asyncpg.Record) -> MentorSummary:
-    return MentorSummary(
-        id=row["id"],
-        name=row["name"],
-        headline=row["headline"],
-        skills=row["skills"],
-        languages=row["languages"],
-        years_experience=row["years_experience"],
-        timezone=row["timezone"],
-        hourly_rate=Money(amount_minor=row["hourly_rate_minor"], currency=row["currency"]),
-        stats=MentorStats(rating_average=float(row["rating"]), rating_count=row["rating_count"]),
-        created_at=row["created_at"],
-    )
-
-
 async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> bytes:
     """GET /api/mentors: listed mentors with their stats, filtered and sorted, one keyset page.
 
@@ -267,6 +248,10 @@ async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> 
         if more:
             last = page[-1]
             next_cursor = _encode_cursor(query.sort, last[repository.SORT_KEY_COLUMN[query.sort]], last["id"])
-        return MentorsPage(data=[_summary(r) for r in page], next_cursor=next_cursor).model_dump_json().encode()
+        return (
+            MentorsPage(data=[repository.summary_from_row(r) for r in page], next_cursor=next_cursor)
+            .model_dump_json()
+            .encode()
+        )
 
     return await cache.get_or_load_versioned(LIST_NAMESPACE, _variant(query), LIST_TTL_S, load, public=True)
