@@ -171,6 +171,7 @@ class Host:
             for service in self.services:
                 await service.start()
                 self._started.append(service)
+            self._server.mark_running()
         except BaseException:
             await self.stop()
             raise

@@ -44,6 +44,8 @@ log = logging.getLogger("devhost.http")
 
 # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT's default in the host: 100 MB.
 MAX_BODY_BYTES = 104_857_600
+# How long the host holds a request that arrives before it is running (ScriptConstants.HostTimeoutSeconds).
+HOST_START_TIMEOUT_S = 30.0
 
 FireCallback = Callable[[str, str], Awaitable[None]]
 InputsCallback = Callable[[FunctionSpec], Mapping[str, Any]]
@@ -194,7 +196,9 @@ class HttpServer:
         self.inputs_for = inputs_for
         self._background: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
-        self.app = web.Application(client_max_size=MAX_BODY_BYTES)
+        self._running = asyncio.Event()
+        self.host_start_timeout_s = HOST_START_TIMEOUT_S
+        self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._wait_for_running_host])
         self.app.router.add_routes(extra_routes)
         for prefix, subapp in (subapps or {}).items():
             self.app.add_subapp(prefix, subapp)
@@ -214,6 +218,10 @@ class HttpServer:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         return f"http://{shown}:{bound_port}"
 
+    def mark_running(self) -> None:
+        """Let requests through: the host calls this once every trigger service has started."""
+        self._running.set()
+
     async def stop(self) -> None:
         """Stop listening, cancel admin-fired invocations and close connections."""
         tasks = list(self._background)
@@ -226,6 +234,20 @@ class HttpServer:
             self._runner = None
 
     # --- handlers --------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _wait_for_running_host(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Hold requests that arrive while the host starts, as the host's WaitForRunningHostAsync does:
+        the listener opens first (services need its URL), but no function or Durable API call runs
+        before the services behind it are up. Past the timeout: 503, as the host answers."""
+        if not self._running.is_set() and request.path != "/admin/host/status":
+            try:
+                await asyncio.wait_for(self._running.wait(), self.host_start_timeout_s)
+            except TimeoutError:
+                return web.Response(status=503, text="Function host is not running.")
+        return await handler(request)
 
     def _presented_key(self, request: web.Request) -> str | None:
         return request.headers.get("x-functions-key") or request.query.get("code")
@@ -316,4 +338,5 @@ class HttpServer:
     async def _admin_status(self, request: web.Request) -> web.StreamResponse:
         if not self._allowed(request, "ADMIN", None):
             return _empty(401)
-        return web.json_response({"state": "Running", "version": "devhost"})
+        state = "Running" if self._running.is_set() else "Initialized"
+        return web.json_response({"state": state, "version": "devhost"})
