@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -84,23 +84,38 @@ async def containers(storage: BlobServiceClient) -> dict[str, str]:
     return env
 
 
-def make_poller(
-    app: LoadedApp,
-    names: list[str],
-    invoker: Invoker,
-    connection_string: str,
-    environ: Mapping[str, str],
-    host_id: str,
-    **kwargs: Any,
-) -> BlobTriggerPoller:
-    return BlobTriggerPoller(
-        [app.get(name) for name in names],
-        invoker,
-        lambda _setting: connection_string,
-        host_id=host_id,
-        environ=environ,
-        **kwargs,
-    )
+PollerFactory = Callable[..., BlobTriggerPoller]
+
+
+@pytest.fixture
+async def new_poller(
+    app: LoadedApp, containers: dict[str, str], storage_connection_string: str
+) -> AsyncIterator[PollerFactory]:
+    """Builds pollers over this test's containers (a fresh host id unless given); stops them all after."""
+    made: list[BlobTriggerPoller] = []
+
+    def make(
+        names: list[str],
+        invoker: Invoker | None = None,
+        *,
+        host_id: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> BlobTriggerPoller:
+        poller = BlobTriggerPoller(
+            [app.get(name) for name in names],
+            invoker or Invoker(),
+            lambda _setting: storage_connection_string,
+            host_id=host_id or f"h-{uuid4().hex[:8]}",
+            environ=containers if environ is None else environ,
+            **kwargs,
+        )
+        made.append(poller)
+        return poller
+
+    yield make
+    for poller in made:
+        await poller.stop()
 
 
 async def upload(storage: BlobServiceClient, container: str, name: str, data: bytes, **kwargs: Any) -> str:
@@ -109,11 +124,7 @@ async def upload(storage: BlobServiceClient, container: str, name: str, data: by
 
 
 async def test_receipt_prevents_redelivery_and_overwrite_redelivers(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, _ = recorded
     container = containers["RECORDINGS_CONTAINER"]
@@ -122,12 +133,9 @@ async def test_receipt_prevents_redelivery_and_overwrite_redelivers(
     await upload(storage, container, "in/clip.bin", b"wrong extension")
     await upload(storage, container, "elsewhere/clip.txt", b"wrong prefix")
     invoker = SpyInvoker()
-    poller = make_poller(app, ["recorder"], invoker, storage_connection_string, containers, host_id)
-    try:
-        assert await poller.poll_once() == 1
-        assert await poller.poll_once() == 0
-    finally:
-        await poller.stop()
+    poller = new_poller(["recorder"], invoker, host_id=host_id)
+    assert await poller.poll_once() == 1
+    assert await poller.poll_once() == 0
 
     ((function, blob),) = calls
     assert function == "recorder"
@@ -150,67 +158,47 @@ async def test_receipt_prevents_redelivery_and_overwrite_redelivers(
     assert (await receipt.get_blob_properties()).metadata == {"Completed": "true"}
 
     # A restarted host reads the receipt from storage: no delivery. An overwrite has a new ETag: delivered.
-    restarted = make_poller(app, ["recorder"], Invoker(), storage_connection_string, containers, host_id)
-    try:
-        assert await restarted.poll_once() == 0
-        await upload(storage, container, "in/clip one.txt", b"hello again")
-        assert await restarted.poll_once() == 1
-        assert await restarted.poll_once() == 0
-    finally:
-        await restarted.stop()
+    await poller.stop()
+    restarted = new_poller(["recorder"], host_id=host_id)
+    assert await restarted.poll_once() == 0
+    await upload(storage, container, "in/clip one.txt", b"hello again")
+    assert await restarted.poll_once() == 1
+    assert await restarted.poll_once() == 0
     assert [blob["content"] for _, blob in calls] == [b"hello", b"hello again"]
 
 
 async def test_failure_then_success_delivers_twice_then_never_again(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, failures_left = recorded
     failures_left["doc.pdf"] = 1
     await upload(storage, containers["FLAKY_CONTAINER"], "doc.pdf", b"%PDF")
-    poller = make_poller(app, ["flaky"], Invoker(), storage_connection_string, containers, f"h-{uuid4().hex[:8]}")
-    try:
-        assert await poller.poll_once() == 1
-        assert await poller.poll_once() == 0
-    finally:
-        await poller.stop()
+    poller = new_poller(["flaky"])
+    assert await poller.poll_once() == 1
+    assert await poller.poll_once() == 0
     assert [blob["content"] for _, blob in calls] == [b"%PDF", b"%PDF"]
 
 
 async def test_crash_before_the_receipt_redelivers_after_restart(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, _ = recorded
     host_id = f"h-{uuid4().hex[:8]}"
     await upload(storage, containers["FLAKY_CONTAINER"], "a.csv", b"1,2")
-    crashing = make_poller(
-        app, ["flaky"], SpyInvoker(crash_after_run=True), storage_connection_string, containers, host_id
-    )
-    try:
-        await crashing.poll_once()
-    finally:
-        await crashing.stop()
-    restarted = make_poller(app, ["flaky"], Invoker(), storage_connection_string, containers, host_id)
-    try:
-        assert await restarted.poll_once() == 1
-        assert await restarted.poll_once() == 0
-    finally:
-        await restarted.stop()
+    crashing = new_poller(["flaky"], SpyInvoker(crash_after_run=True), host_id=host_id)
+    await crashing.poll_once()
+    await crashing.stop()
+    restarted = new_poller(["flaky"], host_id=host_id)
+    assert await restarted.poll_once() == 1
+    assert await restarted.poll_once() == 0
     assert len(calls) == 2
 
 
 async def test_five_failures_poison_the_blob(
-    app: LoadedApp,
     recorded: Any,
     containers: dict[str, str],
     storage: BlobServiceClient,
+    new_poller: PollerFactory,
     storage_connection_string: str,
 ) -> None:
     calls, failures_left = recorded
@@ -218,12 +206,9 @@ async def test_five_failures_poison_the_blob(
     host_id = f"h-{uuid4().hex[:8]}"
     failures_left["bad.json"] = 100
     etag = await upload(storage, container, "bad.json", b"{")
-    poller = make_poller(app, ["flaky"], Invoker(), storage_connection_string, containers, host_id)
-    try:
-        assert await poller.poll_once() == 1
-        assert await poller.poll_once() == 0
-    finally:
-        await poller.stop()
+    poller = new_poller(["flaky"], host_id=host_id)
+    assert await poller.poll_once() == 1
+    assert await poller.poll_once() == 0
     assert len(calls) == 5
 
     async with QueueClient.from_connection_string(
@@ -243,63 +228,43 @@ async def test_five_failures_poison_the_blob(
         HOST_CONTAINER, f"blobreceipts/{host_id}/Host.Functions.flaky/{etag}/{container}/bad.json"
     )
     assert (await receipt.get_blob_properties()).metadata == {"Completed": "true", "Failed": "true"}
-    restarted = make_poller(app, ["flaky"], Invoker(), storage_connection_string, containers, host_id)
-    try:
-        assert await restarted.poll_once() == 0
-    finally:
-        await restarted.stop()
+    await poller.stop()
+    restarted = new_poller(["flaky"], host_id=host_id)
+    assert await restarted.poll_once() == 0
 
 
 async def test_concurrency_is_capped(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, _ = recorded
     for index in range(6):
         await upload(storage, containers["FLAKY_CONTAINER"], f"n{index}", b"x")
     invoker = SpyInvoker(delay=0.05)
-    poller = make_poller(
-        app, ["flaky"], invoker, storage_connection_string, containers, f"h-{uuid4().hex[:8]}", concurrency=2
-    )
-    try:
-        assert await poller.poll_once() == 6
-    finally:
-        await poller.stop()
+    poller = new_poller(["flaky"], invoker, concurrency=2)
+    assert await poller.poll_once() == 6
     assert invoker.peak == 2
     assert len(calls) == 6
 
 
 async def test_event_grid_mode_delivers_each_commit_without_receipts(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, _ = recorded
     container = containers["EVENTS_CONTAINER"]
     host_id = f"h-{uuid4().hex[:8]}"
     await upload(storage, container, "before-start", b"old")
-    poller = make_poller(
-        app, ["on_event"], Invoker(), storage_connection_string, containers, host_id, poll_interval=3600
-    )
+    poller = new_poller(["on_event"], host_id=host_id, poll_interval=3600)
     await poller.start()
-    try:
-        await upload(storage, container, "new", b"v1")
-        assert await poller.poll_once() == 1  # blobs from before the subscription raise no event
-        assert await poller.poll_once() == 0
-        await upload(storage, container, "new", b"v2")
-        assert await poller.poll_once() == 1
-        await poller.deliver("on_event", f"{container}/new")  # the webhook: a duplicate event
-        with pytest.raises(KeyError):
-            await poller.deliver("no_such_function", f"{container}/new")
-        with pytest.raises(ValueError, match="does not match"):
-            await poller.deliver("on_event", "other-container/new")
-    finally:
-        await poller.stop()
+    await upload(storage, container, "new", b"v1")
+    assert await poller.poll_once() == 1  # blobs from before the subscription raise no event
+    assert await poller.poll_once() == 0
+    await upload(storage, container, "new", b"v2")
+    assert await poller.poll_once() == 1
+    await poller.deliver("on_event", f"{container}/new")  # the webhook: a duplicate event
+    with pytest.raises(KeyError):
+        await poller.deliver("no_such_function", f"{container}/new")
+    with pytest.raises(ValueError, match="does not match"):
+        await poller.deliver("on_event", "other-container/new")
     assert [(blob["name"], blob["content"]) for _, blob in calls] == [
         (f"{container}/new", b"v1"),
         (f"{container}/new", b"v2"),
@@ -312,42 +277,26 @@ async def test_event_grid_mode_delivers_each_commit_without_receipts(
 
 
 async def test_one_broken_function_does_not_stop_the_others(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, _ = recorded
     await upload(storage, containers["FLAKY_CONTAINER"], "ok", b"fine")
     environ = {**containers, "RECORDINGS_CONTAINER": f"missing-{uuid4().hex[:8]}"}
-    poller = make_poller(app, ["recorder", "flaky"], Invoker(), storage_connection_string, environ, "h-broken")
-    try:
-        assert await poller.poll_once() == 1
-    finally:
-        await poller.stop()
+    poller = new_poller(["recorder", "flaky"], host_id="h-broken", environ=environ)
+    assert await poller.poll_once() == 1
     assert [function for function, _ in calls] == ["flaky"]
 
 
 async def test_background_polling_delivers_new_blobs(
-    app: LoadedApp,
-    recorded: Any,
-    containers: dict[str, str],
-    storage: BlobServiceClient,
-    storage_connection_string: str,
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
 ) -> None:
     calls, _ = recorded
-    poller = make_poller(
-        app, ["flaky"], Invoker(), storage_connection_string, containers, f"h-{uuid4().hex[:8]}", poll_interval=0.05
-    )
+    poller = new_poller(["flaky"], poll_interval=0.05)
     await poller.start()
-    try:
-        await upload(storage, containers["FLAKY_CONTAINER"], "late", b"arrived")
-        async with asyncio.timeout(5):
-            while not calls:  # noqa: ASYNC110 - the app appends from the poller's task
-                await asyncio.sleep(0.02)
-    finally:
-        await poller.stop()
+    await upload(storage, containers["FLAKY_CONTAINER"], "late", b"arrived")
+    async with asyncio.timeout(5):
+        while not calls:  # noqa: ASYNC110 - the app appends from the poller's task
+            await asyncio.sleep(0.02)
     assert calls[0][1]["content"] == b"arrived"
 
 
