@@ -105,6 +105,16 @@ class Settings(BaseModel):
     register_limit_per_email: int = Field(default=5, ge=1, alias="REGISTER_LIMIT_PER_EMAIL")
     register_limit_per_ip: int = Field(default=20, ge=1, alias="REGISTER_LIMIT_PER_IP")
 
+    # Bookings: the platform's terms, copied onto each booking when it is made (shared/bookings/policy.py),
+    # so changing them never alters an existing booking.
+    platform_commission_bps: int = Field(default=1500, ge=0, le=10_000, alias="PLATFORM_COMMISSION_BPS")
+    booking_full_refund_cutoff_hours: int = Field(default=24, ge=0, le=720, alias="BOOKING_FULL_REFUND_CUTOFF_HOURS")
+    booking_late_cancel_refund_percent: int = Field(default=0, ge=0, le=100, alias="BOOKING_LATE_CANCEL_REFUND_PERCENT")
+    booking_reschedule_cutoff_hours: int = Field(default=24, ge=0, le=720, alias="BOOKING_RESCHEDULE_CUTOFF_HOURS")
+    booking_hold_minutes: int = Field(default=15, ge=1, le=1440, alias="BOOKING_HOLD_MINUTES")
+    # How long an Idempotency-Key's stored response is replayed before housekeeping forgets it.
+    idempotency_key_retention_hours: int = Field(default=24, ge=1, le=24 * 30, alias="IDEMPOTENCY_KEY_RETENTION_HOURS")
+
     razorpay_admin_upi: Annotated[str | None, AfterValidator(_vpa)] = Field(default=None, alias="RAZORPAY_ADMINUPI")
     razorpay_key_id: str | None = Field(default=None, alias="TESTING_RAZORPAY_KEY_ID")
     razorpay_key_secret: str | None = Field(default=None, alias="TESTING_RAZORPAY_KEY_SECRET")
