@@ -3,11 +3,12 @@
 import azure.functions as func
 
 from shared.accounts.triggers import bp as accounts
+from shared.bookings.triggers import bp as bookings
 from shared.health.triggers import bp as health
 from shared.mentors.triggers import bp as mentors
 from shared.uiconfig.triggers import bp as ui_config
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health, ui_config, accounts, mentors):
+for blueprint in (health, ui_config, accounts, mentors, bookings):
     app.register_functions(blueprint)

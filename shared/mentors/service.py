@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.bookings.repository import fetch_busy_intervals
 from shared.cache.cache import Cache
 from shared.db.database import Database
 from shared.errors import NotFound, ValidationFailed
@@ -173,10 +174,25 @@ async def get_availability(database: Database, user_id: uuid.UUID) -> Availabili
     )
 
 
+def schedule_of(rows: repository.AvailabilityRows) -> Schedule:
+    """The slot generator's view of a mentor's stored availability."""
+    return Schedule(
+        ZoneInfo(rows.timezone),
+        weekly=[WeeklyHours(d, s, e) for d, s, e in rows.weekly],
+        overrides=[DateOverride(d, s, e) for d, s, e in rows.overrides],
+        min_notice=timedelta(minutes=rows.min_notice_minutes),
+        booking_window=timedelta(days=rows.booking_window_days),
+    )
+
+
+def check_session_length(rows: repository.AvailabilityRows, length: int) -> None:
+    if length not in rows.session_lengths:
+        raise UnsupportedSessionLength(extra={"offered": sorted(rows.session_lengths)})
+
+
 async def list_slots(database: Database, mentor_id: uuid.UUID, query: SlotQuery, *, now: datetime) -> SlotsPublic:
     """Bookable slots of a listed mentor from the asker's `from` day to their `to` day inclusive,
-    shown in the asker's zone. Bookings that hold a slot are excluded once bookings exist (they
-    pass through `generate_slots(busy=...)`)."""
+    shown in the asker's zone, without those that overlap a booking holding its slot."""
     asker = ZoneInfo(query.tz)
     start = datetime.combine(query.start, time(0), tzinfo=asker).astimezone(UTC)
     end = datetime.combine(query.end + timedelta(days=1), time(0), tzinfo=asker).astimezone(UTC)
@@ -184,19 +200,15 @@ async def list_slots(database: Database, mentor_id: uuid.UUID, query: SlotQuery,
         rows = await repository.fetch_availability(
             conn, mentor_id, query.start - timedelta(days=2), query.end + timedelta(days=2), include_unlisted=False
         )
-    if rows is None:
-        raise MentorNotFound()
-    length = query.length if query.length is not None else min(rows.session_lengths)
-    if length not in rows.session_lengths:
-        raise UnsupportedSessionLength(extra={"offered": sorted(rows.session_lengths)})
-    schedule = Schedule(
-        ZoneInfo(rows.timezone),
-        weekly=[WeeklyHours(d, s, e) for d, s, e in rows.weekly],
-        overrides=[DateOverride(d, s, e) for d, s, e in rows.overrides],
-        min_notice=timedelta(minutes=rows.min_notice_minutes),
-        booking_window=timedelta(days=rows.booking_window_days),
+        if rows is None:
+            raise MentorNotFound()
+        length = query.length if query.length is not None else min(rows.session_lengths)
+        check_session_length(rows, length)
+        # A slot starting just before `end` runs up to `length` past it.
+        busy = await fetch_busy_intervals(conn, mentor_id, start, end + timedelta(minutes=length))
+    slots = generate_slots(
+        schedule_of(rows), length=timedelta(minutes=length), start=start, end=end, now=now, busy=busy
     )
-    slots = generate_slots(schedule, length=timedelta(minutes=length), start=start, end=end, now=now)
     return SlotsPublic(
         mentor_id=mentor_id,
         timezone=query.tz,

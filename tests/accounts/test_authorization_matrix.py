@@ -39,6 +39,12 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "get_mentor_availability": frozenset({"mentor"}),
     "set_mentor_availability": frozenset({"mentor"}),
     "set_mentor_active": frozenset({"admin"}),
+    "create_booking": frozenset({"student"}),
+    "list_bookings": frozenset({"student", "mentor"}),
+    "get_booking": "signed-in",
+    "reschedule_booking": "signed-in",
+    "cancel_booking": "signed-in",
+    "update_booking_status": frozenset({"mentor", "admin"}),
 }
 CALLERS = ("anonymous", "student", "mentor", "admin")
 AUTH_CODES = {"missing_token", "invalid_token", "forbidden"}

@@ -125,6 +125,33 @@ EXPECTED_FUNCTIONS = {
         "methods": ["PUT"],
         "authLevel": "ANONYMOUS",
     },
+    "create_booking": {"trigger": "httpTrigger", "route": "bookings", "methods": ["POST"], "authLevel": "ANONYMOUS"},
+    "list_bookings": {"trigger": "httpTrigger", "route": "bookings", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "get_booking": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "reschedule_booking": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}/reschedule",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "cancel_booking": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}/cancel",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "update_booking_status": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}/status",
+        "methods": ["PATCH"],
+        "authLevel": "ANONYMOUS",
+    },
+    "expire_stale_holds": {"trigger": "timerTrigger", "route": None, "methods": None, "authLevel": None},
 }
 
 

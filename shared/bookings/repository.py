@@ -1,0 +1,301 @@
+"""SQL for bookings and their reschedule links. Every value is a bind parameter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.bookings.models import Booking, BookingQuery, Cancellation
+from shared.bookings.policy import NoShowParty, Policy
+from shared.bookings.states import Status
+from shared.db.database import Connection
+from shared.db.errors import translate_errors
+from shared.errors import Conflict
+from shared.mentors.models import Money
+
+
+class SlotTaken(Conflict):
+    code = "slot_taken"
+    title = "The mentor already has a booking at this time"
+
+
+class StudentBusy(Conflict):
+    code = "student_busy"
+    title = "You already have a booking at this time"
+
+
+_OVERLAPS = {
+    "bookings_mentor_no_overlap": SlotTaken,
+    "bookings_student_no_overlap": StudentBusy,
+}
+
+# Every statement that returns a booking returns these (a constant, never input).
+COLUMNS = """
+b.id, b.student_id, b.mentor_id, b.scheduled_at, b.ends_at, b.status, b.price_minor, b.currency,
+b.commission_bps, b.policy, b.notes, b.hold_expires_at, b.cancelled_by, b.cancelled_by_role,
+b.cancellation_reason, b.cancelled_at, b.refund_due_minor, b.no_show_party, b.reschedule_count,
+b.created_at, b.updated_at
+"""
+
+
+SELECT = "SELECT " + COLUMNS
+RETURNING = "RETURNING " + COLUMNS
+
+
+def booking_from_row(row: asyncpg.Record) -> Booking:
+    cancellation = None
+    if row["cancelled_at"] is not None:
+        cancellation = Cancellation(
+            by=row["cancelled_by"],
+            role=row["cancelled_by_role"],
+            reason=row["cancellation_reason"],
+            at=row["cancelled_at"],
+        )
+    return Booking(
+        id=row["id"],
+        student_id=row["student_id"],
+        mentor_id=row["mentor_id"],
+        start=row["scheduled_at"],
+        end=row["ends_at"],
+        length_minutes=int((row["ends_at"] - row["scheduled_at"]).total_seconds() // 60),
+        status=row["status"],
+        price=Money(amount_minor=row["price_minor"], currency=row["currency"]),
+        commission_bps=row["commission_bps"],
+        policy=Policy.model_validate(row["policy"]),
+        notes=row["notes"],
+        hold_expires_at=row["hold_expires_at"],
+        cancellation=cancellation,
+        refund_due_minor=row["refund_due_minor"],
+        no_show_party=row["no_show_party"],
+        reschedule_count=row["reschedule_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewBooking:
+    student_id: uuid.UUID
+    mentor_id: uuid.UUID
+    start: datetime
+    end: datetime
+    price_minor: int
+    currency: str
+    policy: Policy
+    notes: str
+    hold_expires_at: datetime
+    now: datetime
+
+
+INSERT_BOOKING = (
+    """
+INSERT INTO bookings AS b (student_id, mentor_id, scheduled_at, ends_at, status, price_minor, currency,
+                           commission_bps, policy, notes, hold_expires_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, 'pending_payment', $5, $6, $7, $8, $9, $10, $11, $11)
+"""
+    + RETURNING
+)
+
+
+async def insert_booking(conn: Connection, new: NewBooking) -> Booking:
+    """Insert a pending_payment booking; SlotTaken / StudentBusy when it overlaps one that holds its slot."""
+    with translate_errors(_OVERLAPS):
+        row = await conn.fetchrow(
+            INSERT_BOOKING,
+            new.student_id,
+            new.mentor_id,
+            new.start,
+            new.end,
+            new.price_minor,
+            new.currency,
+            new.policy.commission_bps,
+            new.policy.snapshot(),
+            new.notes,
+            new.hold_expires_at,
+            new.now,
+        )
+    assert row is not None
+    return booking_from_row(row)
+
+
+SELECT_BOOKING = SELECT + "FROM bookings b WHERE b.id = $1"
+SELECT_BOOKING_FOR_UPDATE = SELECT_BOOKING + " FOR UPDATE"
+
+
+async def fetch_booking(conn: Connection, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking | None:
+    row = await conn.fetchrow(SELECT_BOOKING_FOR_UPDATE if for_update else SELECT_BOOKING, booking_id)
+    return None if row is None else booking_from_row(row)
+
+
+SET_STATUS = (
+    """
+UPDATE bookings AS b SET status = $2, updated_at = $3 WHERE b.id = $1
+"""
+    + RETURNING
+)
+SET_NO_SHOW = (
+    """
+UPDATE bookings AS b SET status = 'no_show', no_show_party = $2, refund_due_minor = $3, updated_at = $4
+WHERE b.id = $1
+"""
+    + RETURNING
+)
+SET_CANCELLED = (
+    """
+UPDATE bookings AS b SET status = 'cancelled', cancelled_by = $2, cancelled_by_role = $3,
+    cancellation_reason = $4, cancelled_at = $5, refund_due_minor = $6, updated_at = $5
+WHERE b.id = $1
+"""
+    + RETURNING
+)
+
+
+async def set_status(conn: Connection, booking_id: uuid.UUID, status: Status, now: datetime) -> Booking:
+    """A transition that records nothing but the status (confirmed, expired, completed)."""
+    row = await conn.fetchrow(SET_STATUS, booking_id, status, now)
+    assert row is not None
+    return booking_from_row(row)
+
+
+async def set_no_show(
+    conn: Connection, booking_id: uuid.UUID, party: NoShowParty, refund_due_minor: int, now: datetime
+) -> Booking:
+    row = await conn.fetchrow(SET_NO_SHOW, booking_id, party, refund_due_minor, now)
+    assert row is not None
+    return booking_from_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationRecord:
+    by: uuid.UUID
+    role: str
+    reason: str | None
+    at: datetime
+    refund_due_minor: int
+
+
+async def set_cancelled(conn: Connection, booking_id: uuid.UUID, record: CancellationRecord) -> Booking:
+    row = await conn.fetchrow(
+        SET_CANCELLED, booking_id, record.by, record.role, record.reason, record.at, record.refund_due_minor
+    )
+    assert row is not None
+    return booking_from_row(row)
+
+
+MOVE_BOOKING = (
+    """
+UPDATE bookings AS b SET scheduled_at = $2, ends_at = $3, reschedule_count = reschedule_count + 1, updated_at = $4
+WHERE b.id = $1
+"""
+    + RETURNING
+)
+INSERT_RESCHEDULE = """
+INSERT INTO booking_reschedules (booking_id, old_start, old_end, new_start, new_end, rescheduled_by, reason, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+
+
+async def move_booking(
+    conn: Connection,
+    booking: Booking,
+    *,
+    start: datetime,
+    end: datetime,
+    by: uuid.UUID,
+    reason: str | None,
+    now: datetime,
+) -> Booking:
+    """Move the booking to new times in place and link old to new (inside a transaction).
+
+    The exclusion constraints re-check the new range against every other booking as part of the
+    update, so a concurrent booking of the new slot loses one way or the other.
+    """
+    with translate_errors(_OVERLAPS):
+        row = await conn.fetchrow(MOVE_BOOKING, booking.id, start, end, now)
+    assert row is not None
+    await conn.execute(INSERT_RESCHEDULE, booking.id, booking.start, booking.end, start, end, by, reason, now)
+    return booking_from_row(row)
+
+
+# --- slots held -----------------------------------------------------------------------------------
+
+SELECT_BUSY = """
+SELECT scheduled_at, ends_at FROM bookings
+WHERE mentor_id = $1 AND status IN ('pending_payment', 'confirmed') AND scheduled_at < $3 AND ends_at > $2
+ORDER BY scheduled_at
+"""
+
+
+async def fetch_busy_intervals(
+    conn: Connection, mentor_id: uuid.UUID, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The mentor's bookings that hold their slot and overlap [start, end)."""
+    rows = await conn.fetch(SELECT_BUSY, mentor_id, start, end)
+    return [(row["scheduled_at"], row["ends_at"]) for row in rows]
+
+
+# --- housekeeping ---------------------------------------------------------------------------------
+
+EXPIRE_STALE_HOLDS = """
+UPDATE bookings SET status = 'expired', updated_at = $1
+WHERE id IN (
+    SELECT id FROM bookings
+    WHERE status = 'pending_payment' AND hold_expires_at <= $1
+    ORDER BY hold_expires_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING student_id, mentor_id
+"""
+
+
+async def expire_stale_holds(conn: Connection, now: datetime, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Expire up to `limit` unpaid bookings whose hold ended; (student_id, mentor_id) of each."""
+    rows = await conn.fetch(EXPIRE_STALE_HOLDS, now, limit)
+    return [(row["student_id"], row["mentor_id"]) for row in rows]
+
+
+# --- lists ----------------------------------------------------------------------------------------
+
+PARTICIPANT_COLUMN = {"student": "b.student_id", "mentor": "b.mentor_id"}
+
+
+def list_query(
+    user_id: uuid.UUID, role: str, query: BookingQuery, after: tuple[datetime, uuid.UUID] | None
+) -> tuple[str, list[Any]]:
+    """The statement for one page of a participant's bookings, newest start first, id breaking ties.
+
+    The order matches bookings_{student,mentor}_id_scheduled_at_idx, so a page is an index range scan.
+    """
+    params: list[Any] = []
+
+    def bind(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    conditions = [f"{PARTICIPANT_COLUMN[role]} = {bind(user_id)}"]
+    if query.status is not None:
+        conditions.append(f"b.status = {bind(query.status)}")
+    if query.start is not None:
+        conditions.append(f"b.scheduled_at >= {bind(query.start)}")
+    if query.end is not None:
+        conditions.append(f"b.scheduled_at < {bind(query.end)}")
+    if after is not None:
+        conditions.append(f"(b.scheduled_at, b.id) < ({bind(after[0])}::timestamptz, {bind(after[1])}::uuid)")
+    where = " AND ".join(conditions)
+    sql = (
+        f"{SELECT}FROM bookings b WHERE {where}\nORDER BY b.scheduled_at DESC, b.id DESC LIMIT {bind(query.limit + 1)}"
+    )
+    return sql, params
+
+
+async def list_bookings(
+    conn: Connection, user_id: uuid.UUID, role: str, query: BookingQuery, after: tuple[datetime, uuid.UUID] | None
+) -> Sequence[Booking]:
+    sql, params = list_query(user_id, role, query, after)
+    return [booking_from_row(row) for row in await conn.fetch(sql, *params)]

@@ -1,0 +1,114 @@
+"""Booking routes and the housekeeping timer. `{id:guid}` keeps literal segments from matching ids."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+
+from shared import idempotency, resources
+from shared.bookings import service
+from shared.bookings.models import Booking, BookingCreate, BookingQuery, CancelRequest, RescheduleRequest, StatusUpdate
+from shared.bookings.policy import Policy
+from shared.config import get_settings
+from shared.http.auth import AUTHENTICATED, roles
+from shared.http.endpoint import ApiRequest, blueprint, endpoint
+
+logger = logging.getLogger(__name__)
+
+bp = blueprint()
+
+
+def _id(request: ApiRequest[Any]) -> uuid.UUID:
+    return uuid.UUID(request.route_params["id"])  # the route's guid constraint already checked it
+
+
+@endpoint(
+    bp, name="create_booking", route="bookings", method="POST", auth=roles("student"), body=BookingCreate, status=201
+)
+async def create_booking(request: ApiRequest[BookingCreate]) -> func.HttpResponse:
+    assert request.body is not None
+    key = idempotency.key_from_headers(
+        request.http.headers, user_id=request.user.user_id, operation=service.CREATE_OPERATION, body=request.body
+    )
+    outcome = await service.create_booking(
+        await resources.get_database(),
+        await resources.get_cache(),
+        request.user.user_id,
+        request.body,
+        policy=Policy.from_settings(get_settings()),
+        now=datetime.now(UTC),
+        idempotency_key=key,
+    )
+    return idempotency.to_response(outcome)
+
+
+@endpoint(bp, name="list_bookings", route="bookings", method="GET", auth=roles("student", "mentor"))
+async def list_bookings(request: ApiRequest[None]) -> bytes:
+    query = BookingQuery.model_validate(dict(request.query))
+    db, cache = await resources.get_database(), await resources.get_cache()
+    return await service.list_bookings(db, cache, request.user, query)
+
+
+@endpoint(bp, name="get_booking", route="bookings/{id:guid}", method="GET", auth=AUTHENTICATED)
+async def get_booking(request: ApiRequest[None]) -> Booking:
+    return await service.get_booking(await resources.get_database(), request.user, _id(request))
+
+
+@endpoint(
+    bp,
+    name="reschedule_booking",
+    route="bookings/{id:guid}/reschedule",
+    method="POST",
+    auth=AUTHENTICATED,
+    body=RescheduleRequest,
+)
+async def reschedule_booking(request: ApiRequest[RescheduleRequest]) -> Booking:
+    assert request.body is not None
+    db, cache = await resources.get_database(), await resources.get_cache()
+    return await service.reschedule_booking(db, cache, request.user, _id(request), request.body, now=datetime.now(UTC))
+
+
+@endpoint(
+    bp, name="cancel_booking", route="bookings/{id:guid}/cancel", method="POST", auth=AUTHENTICATED, body=CancelRequest
+)
+async def cancel_booking(request: ApiRequest[CancelRequest]) -> Booking:
+    assert request.body is not None
+    db, cache = await resources.get_database(), await resources.get_cache()
+    return await service.cancel_booking(
+        db, cache, request.user, _id(request), request.body.reason, now=datetime.now(UTC)
+    )
+
+
+@endpoint(
+    bp,
+    name="update_booking_status",
+    route="bookings/{id:guid}/status",
+    method="PATCH",
+    auth=roles("mentor", "admin"),
+    body=StatusUpdate,
+)
+async def update_booking_status(request: ApiRequest[StatusUpdate]) -> Booking:
+    assert request.body is not None
+    db, cache = await resources.get_database(), await resources.get_cache()
+    return await service.update_status(db, cache, request.user, _id(request), request.body, now=datetime.now(UTC))
+
+
+@bp.function_name("expire_stale_holds")
+@bp.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def expire_stale_holds(timer: func.TimerRequest) -> None:
+    """Every minute: expire unpaid bookings whose hold ended (the payment orchestration's backstop)
+    and forget Idempotency-Keys past their retention. Compares with the wall clock, as the database
+    rows were written with it."""
+    if timer.past_due:
+        logger.info("housekeeping runs late (the host was down or busy)")
+    db, cache = await resources.get_database(), await resources.get_cache()
+    now = datetime.now(UTC)
+    expired = await service.expire_stale_holds(db, cache, now=now)
+    retention = timedelta(hours=get_settings().idempotency_key_retention_hours)
+    purged = await service.purge_idempotency_keys(db, older_than=now - retention)
+    if expired or purged:
+        logger.info("housekeeping: %d holds expired, %d idempotency keys purged", expired, purged)
