@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,10 +30,30 @@ class StudentBusy(Conflict):
     title = "You already have a booking at this time"
 
 
+class OverlapRace(Conflict):
+    """Two overlapping bookings were being written at the same instant: each waited for the other
+    on the exclusion constraint and PostgreSQL broke the deadlock by failing this one. Running the
+    transaction again gets the real answer (slot_taken, student_busy or success)."""
+
+    code = "concurrent_booking"
+    title = "Another booking of this time was being made at the same moment; try again"
+
+
 _OVERLAPS = {
     "bookings_mentor_no_overlap": SlotTaken,
     "bookings_student_no_overlap": StudentBusy,
 }
+
+
+@contextmanager
+def _overlap_races() -> Iterator[None]:
+    # An exclusion constraint is checked after the row's index entry is written, so two concurrent
+    # overlapping writes can each see the other's entry and wait for each other.
+    try:
+        yield
+    except asyncpg.DeadlockDetectedError as exc:
+        raise OverlapRace() from exc
+
 
 # Every statement that returns a booking returns these (a constant, never input).
 COLUMNS = """
@@ -104,7 +125,7 @@ VALUES ($1, $2, $3, $4, 'pending_payment', $5, $6, $7, $8, $9, $10, $11, $11)
 
 async def insert_booking(conn: Connection, new: NewBooking) -> Booking:
     """Insert a pending_payment booking; SlotTaken / StudentBusy when it overlaps one that holds its slot."""
-    with translate_errors(_OVERLAPS):
+    with translate_errors(_OVERLAPS), _overlap_races():
         row = await conn.fetchrow(
             INSERT_BOOKING,
             new.student_id,
@@ -215,7 +236,7 @@ async def move_booking(
     The exclusion constraints re-check the new range against every other booking as part of the
     update, so a concurrent booking of the new slot loses one way or the other.
     """
-    with translate_errors(_OVERLAPS):
+    with translate_errors(_OVERLAPS), _overlap_races():
         row = await conn.fetchrow(MOVE_BOOKING, booking.id, start, end, now)
     assert row is not None
     await conn.execute(INSERT_RESCHEDULE, booking.id, booking.start, booking.end, start, end, by, reason, now)

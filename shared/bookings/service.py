@@ -16,7 +16,9 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from shared import idempotency
 from shared.auth.principal import Principal
@@ -24,7 +26,7 @@ from shared.bookings import repository
 from shared.bookings.caching import BOOKINGS_TTL_S, invalidate_participants, mentor_namespace, student_namespace
 from shared.bookings.models import Booking, BookingCreate, BookingQuery, BookingsPage, RescheduleRequest, StatusUpdate
 from shared.bookings.policy import CancelledBy, NoShowParty, Policy, session_price_minor
-from shared.bookings.repository import CancellationRecord, NewBooking
+from shared.bookings.repository import CancellationRecord, NewBooking, OverlapRace
 from shared.bookings.states import HOLDS_SLOT, Status, TransitionNotAllowed, check_transition
 from shared.cache.cache import Cache
 from shared.db.database import Connection, Database
@@ -35,6 +37,9 @@ from shared.mentors.service import InvalidCursor, MentorNotFound, check_session_
 
 CREATE_OPERATION = "create_booking"
 EXPIRE_BATCH = 500
+OVERLAP_RACE_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 class BookingNotFound(NotFound):
@@ -116,6 +121,17 @@ async def _require_bookable(
     return mentor.hourly_rate.amount_minor, mentor.hourly_rate.currency
 
 
+async def _retry_overlap_races(transaction: Callable[[], Awaitable[T]]) -> T:
+    """Run `transaction` again when it lost an overlap deadlock (see repository.OverlapRace)."""
+    for attempt in range(1, OVERLAP_RACE_ATTEMPTS + 1):
+        try:
+            return await transaction()
+        except OverlapRace:
+            if attempt == OVERLAP_RACE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def _invalidate(cache: Cache, booking: Booking) -> None:
     await invalidate_participants(cache, student_id=booking.student_id, mentor_id=booking.mentor_id)
 
@@ -141,28 +157,31 @@ async def create_booking(
     start = data.start.astimezone(UTC)
     end = start + timedelta(minutes=data.length_minutes)
 
-    async with database.transaction() as conn:
+    async def transaction() -> idempotency.Outcome:
+        async with database.transaction() as conn:
 
-        async def perform() -> idempotency.Result:
-            rate, currency = await _require_bookable(conn, data.mentor_id, start, data.length_minutes, now)
-            booking = await repository.insert_booking(
-                conn,
-                NewBooking(
-                    student_id=student_id,
-                    mentor_id=data.mentor_id,
-                    start=start,
-                    end=end,
-                    price_minor=session_price_minor(rate, data.length_minutes),
-                    currency=currency,
-                    policy=policy,
-                    notes=data.notes,
-                    hold_expires_at=policy.hold_expires_at(now),
-                    now=now,
-                ),
-            )
-            return 201, booking.model_dump(mode="json")
+            async def perform() -> idempotency.Result:
+                rate, currency = await _require_bookable(conn, data.mentor_id, start, data.length_minutes, now)
+                booking = await repository.insert_booking(
+                    conn,
+                    NewBooking(
+                        student_id=student_id,
+                        mentor_id=data.mentor_id,
+                        start=start,
+                        end=end,
+                        price_minor=session_price_minor(rate, data.length_minutes),
+                        currency=currency,
+                        policy=policy,
+                        notes=data.notes,
+                        hold_expires_at=policy.hold_expires_at(now),
+                        now=now,
+                    ),
+                )
+                return 201, booking.model_dump(mode="json")
 
-        outcome = await idempotency.run_once(conn, idempotency_key, perform)
+            return await idempotency.run_once(conn, idempotency_key, perform)
+
+    outcome = await _retry_overlap_races(transaction)
     if not outcome.replayed:
         await invalidate_participants(cache, student_id=student_id, mentor_id=data.mentor_id)
     return outcome
@@ -239,23 +258,27 @@ async def reschedule_booking(
     not count), and a booking_reschedules row links the old times to the new.
     """
     start = data.start.astimezone(UTC)
-    async with database.transaction() as conn:
-        booking, _ = await _load_for_change(conn, principal, booking_id)
-        if booking.status not in HOLDS_SLOT:
-            raise NotReschedulable(extra={"status": booking.status})
-        if not booking.policy.may_reschedule(booking.start, now):
-            deadline = booking.start - timedelta(hours=booking.policy.reschedule_cutoff_hours)
-            raise RescheduleCutoffPassed(extra={"deadline": deadline.isoformat()})
-        await _require_bookable(conn, booking.mentor_id, start, booking.length_minutes, now)
-        moved = await repository.move_booking(
-            conn,
-            booking,
-            start=start,
-            end=start + timedelta(minutes=booking.length_minutes),
-            by=principal.user_id,
-            reason=data.reason,
-            now=now,
-        )
+
+    async def transaction() -> Booking:
+        async with database.transaction() as conn:
+            booking, _ = await _load_for_change(conn, principal, booking_id)
+            if booking.status not in HOLDS_SLOT:
+                raise NotReschedulable(extra={"status": booking.status})
+            if not booking.policy.may_reschedule(booking.start, now):
+                deadline = booking.start - timedelta(hours=booking.policy.reschedule_cutoff_hours)
+                raise RescheduleCutoffPassed(extra={"deadline": deadline.isoformat()})
+            await _require_bookable(conn, booking.mentor_id, start, booking.length_minutes, now)
+            return await repository.move_booking(
+                conn,
+                booking,
+                start=start,
+                end=start + timedelta(minutes=booking.length_minutes),
+                by=principal.user_id,
+                reason=data.reason,
+                now=now,
+            )
+
+    moved = await _retry_overlap_races(transaction)
     await _invalidate(cache, moved)
     return moved
 

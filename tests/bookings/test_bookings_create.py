@@ -4,13 +4,19 @@ and the exclusion constraints turn every overlap into 409, also under real concu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from bookings_helpers import POLICY, Client, User, insert_user, is_problem, slot
+from bookings_helpers import POLICY, Client, User, insert_user, is_problem, seed_booking, slot
+
+from shared.bookings import service
+from shared.bookings.models import BookingCreate
+from shared.cache.cache import Cache
+from shared.db.database import Database
 
 MakeUser = Callable[[str], Awaitable[User]]
 MakeMentor = Callable[..., Awaitable[User]]
@@ -123,3 +129,39 @@ async def test_a_hundred_students_race_for_overlapping_slots_and_exactly_one_win
         "SELECT count(*) FROM bookings WHERE mentor_id = $1 AND status IN ('pending_payment', 'confirmed')", mentor.id
     )
     assert held == 1
+
+
+async def test_an_overlap_deadlock_is_retried_instead_of_failing(
+    db: asyncpg.Connection,
+    app_database: Database,
+    app_cache: Cache,
+    make_user: MakeUser,
+    make_mentor: MakeMentor,
+) -> None:
+    """An exclusion constraint is checked after the new index entry is written, so two transactions
+    can wait for each other; PostgreSQL then fails one after deadlock_timeout (the one that waited
+    first: the request). The request must run again, not answer 409 concurrent_booking."""
+    first, second, student = await make_user("student"), await make_user("student"), await make_user("student")
+    mentor = await make_mentor()
+    data = BookingCreate(mentor_id=mentor.id, start=slot(7, 10, 30), length_minutes=30)  # 10:30-11:00
+
+    async def blocked_on_a_lock() -> None:
+        while not await db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    transaction = db.transaction()
+    await transaction.start()
+    try:
+        # An uncommitted 10:00-10:45: the request waits for this transaction...
+        await seed_booking(db, student=first, mentor=mentor, start=slot(7, 10), minutes=45)
+        request = asyncio.create_task(
+            service.create_booking(app_database, app_cache, student.id, data, policy=POLICY, now=datetime.now(UTC))
+        )
+        await asyncio.wait_for(blocked_on_a_lock(), 10)
+        # ...and this transaction's 10:50-11:10 waits for the request's 10:30-11:00.
+        with contextlib.suppress(asyncpg.DeadlockDetectedError):  # should PostgreSQL fail this side instead
+            await seed_booking(db, student=second, mentor=mentor, start=slot(7, 10, 50), minutes=20)
+    finally:
+        await transaction.rollback()
+    outcome = await asyncio.wait_for(request, 20)
+    assert outcome.status == 201 and outcome.body["student_id"] == str(student.id)
