@@ -50,6 +50,7 @@ class Database:
     def __init__(self) -> None:
         self.version = 0
         self.loads = 0
+        self.snapshot_taken = asyncio.Event()
 
     def loader(self, delay_s: float = 0.0, gate: asyncio.Event | None = None) -> CountingLoader:
         database = self
@@ -58,6 +59,7 @@ class Database:
             async def __call__(self) -> bytes:
                 database.loads += 1
                 seen = database.version  # the snapshot the query sees
+                database.snapshot_taken.set()
                 if gate is not None:
                     await gate.wait()
                 await asyncio.sleep(delay_s)
@@ -102,7 +104,7 @@ async def test_delete_after_write_lets_a_slow_loader_restore_stale_data_and_gene
             return await cache.get_or_load(ns, TTL, load)
 
         slow = asyncio.create_task(read(reader, database.loader(gate=gate)))
-        await asyncio.sleep(0.02)  # the slow reader has read version 0 and is still working
+        await database.snapshot_taken.wait()  # the slow reader has read version 0 and is still working
         database.version = 1  # the write commits...
         await (writer.bump(ns) if versioned else writer.invalidate(ns))  # ...and is acknowledged
         gate.set()
