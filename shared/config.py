@@ -120,6 +120,17 @@ class Settings(BaseModel):
     razorpay_key_secret: str | None = Field(default=None, alias="TESTING_RAZORPAY_KEY_SECRET")
     stripe_secret_key: str | None = Field(default=None, alias="TESTING_STRIPE_SECRET_KEY")
     stripe_public_key: str | None = Field(default=None, alias="TESTING_VITE_STRIPE_PUBLIC_KEY")
+    # Webhook endpoint secrets (not the API keys): X-Razorpay-Signature and Stripe-Signature are HMACs with them.
+    razorpay_webhook_secret: str | None = Field(default=None, alias="RAZORPAY_WEBHOOK_SECRET")
+    stripe_webhook_secret: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")
+    # The SDKs' base URLs, unset in Azure (the SDK defaults); local runs and tests point them at
+    # devhost/fakes. Without /v1: both SDKs add it.
+    razorpay_api_base_url: Annotated[str | None, _url_with_scheme("https", "http")] = Field(
+        default=None, alias="RAZORPAY_API_BASE_URL"
+    )
+    stripe_api_base_url: Annotated[str | None, _url_with_scheme("https", "http")] = Field(
+        default=None, alias="STRIPE_API_BASE_URL"
+    )
 
     durable_task_hub: str = Field(default="codeconnect", alias="DURABLE_TASK_HUB")
     app_insights_connection_string: str | None = Field(default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING")

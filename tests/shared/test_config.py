@@ -54,6 +54,8 @@ def test_a_missing_required_setting_is_named(variable: str) -> None:
         ("DB_POOL_MAX", "0"),
         ("RAZORPAY_ADMINUPI", "not-a-vpa"),
         ("AZURE_STORAGE_CONNECTION_STRING", "garbage"),
+        ("RAZORPAY_API_BASE_URL", "127.0.0.1:8401"),
+        ("STRIPE_API_BASE_URL", "ftp://stripe.example"),
     ],
 )
 def test_a_malformed_setting_is_named(variable: str, value: str) -> None:
@@ -63,6 +65,23 @@ def test_a_malformed_setting_is_named(variable: str, value: str) -> None:
 
 def test_tls_redis_urls_are_accepted() -> None:
     assert load_settings(settings_with(REDIS_URL="rediss://:pw@cache.example:6380/0")).redis_url.startswith("rediss://")
+
+
+def test_provider_base_urls_and_webhook_secrets_are_read() -> None:
+    settings = load_settings(
+        settings_with(
+            RAZORPAY_API_BASE_URL="http://127.0.0.1:8401",
+            STRIPE_API_BASE_URL="http://127.0.0.1:8402",
+            RAZORPAY_WEBHOOK_SECRET="rzp-hook",
+            STRIPE_WEBHOOK_SECRET="whsec_x",
+        )
+    )
+    assert (settings.razorpay_api_base_url, settings.stripe_api_base_url) == (
+        "http://127.0.0.1:8401",
+        "http://127.0.0.1:8402",
+    )
+    assert (settings.razorpay_webhook_secret, settings.stripe_webhook_secret) == ("rzp-hook", "whsec_x")
+    assert load_settings(settings_with()).stripe_api_base_url is None
 
 
 def test_storage_is_required_in_one_form_or_the_other() -> None:
