@@ -9,12 +9,16 @@
 - `redis_url`: flushed at session start when the stack started Redis.
 - `storage_connection_string`: Azurite's explicit connection string.
 - `app_env`: the environment variables the app reads for these services.
+- `fake_razorpay`, `fake_stripe`: a fresh fake provider per test (devhost/fakes/README.md), started on
+  a free port; `.url` is the SDK base URL, `.app_env()` the variables that point the app at it.
+- `webhook_receiver`: a small server recording the POSTs it gets (a stand-in webhook endpoint).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from secrets import token_hex
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,6 +27,11 @@ import pytest_asyncio
 import redis
 
 from devhost.services import Stack, start_stack
+
+if TYPE_CHECKING:
+    from devhost.fakes.razorpay import FakeRazorpay
+    from devhost.fakes.receiver import WebhookReceiver
+    from devhost.fakes.stripe import FakeStripe
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +95,27 @@ def app_env(database_url: str, redis_url: str, storage_connection_string: str) -
         "JWT_SIGNING_KEY": token_hex(32),
         "BCRYPT_COST": "4",  # a fresh key per session; cheap hashes for tests
     }
+
+
+@pytest.fixture
+def fake_razorpay() -> Iterator[FakeRazorpay]:
+    from devhost.fakes.razorpay import FakeRazorpay  # the fakes load only for the tests that use them
+
+    with FakeRazorpay() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    from devhost.fakes.stripe import FakeStripe
+
+    with FakeStripe() as fake:
+        yield fake
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    from devhost.fakes.receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        yield receiver
