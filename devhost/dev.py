@@ -9,9 +9,10 @@ Both first make sure of:
 - PostgreSQL, Redis and Node.js (installed with apt-get when root on Debian, see devhost.services);
 - Azurite in devhost/azurite (`npm ci` when node_modules is missing or the lock file changed).
 
-`run` starts the services itself (state in `.state/`); `test` leaves that to the pytest plugin
-(devhost.pytest_plugin) so that plain `pytest` works too. DATABASE_URL, REDIS_URL and
-AZURE_STORAGE_CONNECTION_STRING replace the corresponding service when set.
+`run` starts the services itself (state in `.state/`) and a fake Razorpay and Stripe (devhost/fakes)
+for each provider that neither the environment nor local.settings.json configures; `test` leaves
+that to the pytest plugin (devhost.pytest_plugin) so that plain `pytest` works too. DATABASE_URL,
+REDIS_URL and AZURE_STORAGE_CONNECTION_STRING replace the corresponding service when set.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from types import FrameType
 
 from devhost import services
+from devhost.fakes.launch import ProviderFakes, start_fakes
+from devhost.hostconfig import read_local_settings
 
 ROOT = services.ROOT
 VENV = ROOT / ".venv"
@@ -120,12 +123,18 @@ def run() -> int:
     port = os.environ.get("PORT", "7071")
     step("starting services")
     stack = services.start_stack("run")
+    fakes = ProviderFakes()
     try:
         print(stack.describe(), flush=True)
+        step("starting fake payment providers where none is configured")
+        local_values = read_local_settings(ROOT).values
+        fakes = start_fakes(VENV_PYTHON, port, {**local_values, **os.environ}, services.STATE / "logs")
+        print(fakes.describe(), flush=True)
         env = {
             "DURABLE_TASK_HUB": "codeconnectdev",  # host.json names the hub through this setting
             "JWT_SIGNING_KEY": local_jwt_signing_key(),
             **os.environ,
+            **fakes.env,  # only for providers that neither the environment nor local settings configure
             "DATABASE_URL": stack.database_url,
             "REDIS_URL": stack.redis_url,
             "AZURE_STORAGE_CONNECTION_STRING": stack.storage_connection_string,
@@ -145,6 +154,7 @@ def run() -> int:
         return 1
     finally:
         step("stopping services")
+        fakes.stop()
         stack.stop()
 
 

@@ -212,7 +212,12 @@ class FakeProvider:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(CONTROL_PREFIX):
-            return await handler(request)
+            try:
+                return await handler(request)
+            except ProviderError as exc:
+                return json_response(exc.body, status=exc.status)
+            except (KeyError, ValueError) as exc:  # a control used on an unknown object or in the wrong state
+                return json_response({"error": {"message": f"{type(exc).__name__}: {exc}"}}, status=400)
         resource = request.match_info.route.resource
         route = f"{request.method} {resource.canonical if resource is not None else request.path}"
         body = await request.read()
