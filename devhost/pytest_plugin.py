@@ -9,8 +9,11 @@
 - `redis_url`: flushed at session start when the stack started Redis.
 - `storage_connection_string`: Azurite's explicit connection string.
 - `app_env`: the environment variables the app reads for these services.
-- `fake_razorpay`, `fake_stripe`: a fresh fake provider per test (devhost/fakes/README.md), started on
-  a free port; `.url` is the SDK base URL, `.app_env()` the variables that point the app at it.
+- `fake_razorpay_server`, `fake_stripe_server`: a fake provider (devhost/fakes/README.md) started once
+  per session on a free port, so an app that reads its settings once keeps a valid base URL;
+  `.url` is the SDK base URL, `.app_env()` the variables that point the app at it.
+- `fake_razorpay`, `fake_stripe`: the same fake, reset before and after each test (no objects,
+  faults, events or switches left over).
 - `webhook_receiver`: a small server recording the POSTs it gets (a stand-in webhook endpoint).
 """
 
@@ -97,20 +100,38 @@ def app_env(database_url: str, redis_url: str, storage_connection_string: str) -
     }
 
 
-@pytest.fixture
-def fake_razorpay() -> Iterator[FakeRazorpay]:
+@pytest.fixture(scope="session")
+def fake_razorpay_server() -> Iterator[FakeRazorpay]:
     from devhost.fakes.razorpay import FakeRazorpay  # the fakes load only for the tests that use them
 
     with FakeRazorpay() as fake:
         yield fake
 
 
-@pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
+@pytest.fixture(scope="session")
+def fake_stripe_server() -> Iterator[FakeStripe]:
     from devhost.fakes.stripe import FakeStripe
 
     with FakeStripe() as fake:
         yield fake
+
+
+@pytest.fixture
+def fake_razorpay(fake_razorpay_server: FakeRazorpay) -> Iterator[FakeRazorpay]:
+    fake_razorpay_server.reset()
+    yield fake_razorpay_server
+    errors = list(fake_razorpay_server.internal_errors)
+    fake_razorpay_server.reset()
+    assert not errors, f"the fake razorpay itself failed (answered 500): {errors!r}"
+
+
+@pytest.fixture
+def fake_stripe(fake_stripe_server: FakeStripe) -> Iterator[FakeStripe]:
+    fake_stripe_server.reset()
+    yield fake_stripe_server
+    errors = list(fake_stripe_server.internal_errors)
+    fake_stripe_server.reset()
+    assert not errors, f"the fake stripe itself failed (answered 500): {errors!r}"
 
 
 @pytest.fixture

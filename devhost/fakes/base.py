@@ -51,9 +51,13 @@ class FakeProvider:
 
     def __init__(self, *, port: int = 0, webhook_url: str | None = None) -> None:
         self._port = port
+        self._initial_webhook_url = webhook_url
         self.faults = Faults()
         self.webhooks = WebhookSender(sign=self.sign_webhook, url=webhook_url)
         self.requests: list[RecordedRequest] = []
+        # Exceptions in the fake itself (answered 500 by aiohttp): a test must not mistake them for a
+        # provider outage, so the pytest fixtures fail a test that caused one.
+        self.internal_errors: list[BaseException] = []
         self._server: ServerThread | None = None
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
@@ -72,6 +76,10 @@ class FakeProvider:
         raise NotImplementedError
 
     def unknown_route(self) -> ProviderError:
+        raise NotImplementedError
+
+    def reset_state(self) -> None:
+        """Forget every provider object and restore the provider's switches (also initialises them)."""
         raise NotImplementedError
 
     def sign_webhook(self, event: OutgoingEvent) -> Mapping[str, str]:
@@ -113,6 +121,22 @@ class FakeProvider:
         """Run a coroutine on the fake's loop (where its state lives) and return its result."""
         return self._running().call(coro)
 
+    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
+        """`call()` for code on another event loop (async tests): `await fake.acall(fake.pay_async(...))`."""
+        return await self._running().call_async(coro)
+
+    def reset(self) -> None:
+        """Back to just after start: no objects, requests, faults, events or switches (same URL and keys)."""
+        self.call(self._reset())
+
+    async def _reset(self) -> None:
+        await self._wait_idle()
+        await self.webhooks.reset(self._initial_webhook_url)
+        self.faults.reset()
+        self.requests.clear()
+        self.internal_errors.clear()
+        self.reset_state()
+
     async def _close_webhooks(self, _app: web.Application) -> None:
         await self.webhooks.close()
 
@@ -124,6 +148,10 @@ class FakeProvider:
     def set_webhook_duplicates(self, extra_copies: int) -> None:
         """Deliver every following event 1 + `extra_copies` times."""
         self.webhooks.duplicates = extra_copies
+
+    def set_webhook_retries(self, *delays_s: float) -> None:
+        """Retry a failed delivery after each of `delays_s` in turn (none: failures are only logged)."""
+        self.webhooks.retry_delays = list(delays_s)
 
     def hold_webhooks(self) -> None:
         """Keep events back until `release_webhooks()` (to deliver them out of order)."""
@@ -169,18 +197,21 @@ class FakeProvider:
         app.router.add_post(f"{CONTROL_PREFIX}/webhooks/release", self._control_release)
         app.router.add_post(f"{CONTROL_PREFIX}/faults", self._control_faults)
         app.router.add_delete(f"{CONTROL_PREFIX}/faults", self._control_clear_faults)
+        app.router.add_post(f"{CONTROL_PREFIX}/reset", self._control_reset)
 
     async def _control_deliveries(self, _request: web.Request) -> web.Response:
         await self.webhooks.settle()
         return json_response(self.webhooks.describe())
 
     async def _control_webhooks(self, request: web.Request) -> web.Response:
-        """{"url": ..., "duplicates": n, "hold": true|false}: each key optional."""
+        """{"url": ..., "duplicates": n, "retries": [s, ...], "hold": true|false}: each key optional."""
         payload = await request.json()
         if "url" in payload:
             self.webhooks.url = payload["url"]
         if "duplicates" in payload:
             self.webhooks.duplicates = int(payload["duplicates"])
+        if "retries" in payload:
+            self.webhooks.retry_delays = [float(s) for s in payload["retries"]]
         if payload.get("hold"):
             self.webhooks.hold()
         return json_response({"url": self.webhooks.url, "duplicates": self.webhooks.duplicates})
@@ -198,13 +229,18 @@ class FakeProvider:
         if "fail_next" in payload:
             self.faults.fail_next(route, int(payload["fail_next"]), status=int(payload.get("status", 500)))
         if "hang_next" in payload:
-            self.faults.hang_next(route, int(payload["hang_next"]), seconds=float(payload.get("seconds", 5.0)))
+            seconds, happen = float(payload.get("seconds", 5.0)), bool(payload.get("happen", True))
+            self.faults.hang_next(route, int(payload["hang_next"]), seconds=seconds, happen=happen)
         if "delay" in payload:
             self.faults.delay(route, float(payload["delay"]))
         return json_response({"route": route})
 
     async def _control_clear_faults(self, _request: web.Request) -> web.Response:
         self.faults.clear()
+        return json_response({})
+
+    async def _control_reset(self, _request: web.Request) -> web.Response:
+        await self._reset()
         return json_response({})
 
     # --- HTTP -----------------------------------------------------------------------------------
@@ -218,6 +254,9 @@ class FakeProvider:
                 return json_response(exc.body, status=exc.status)
             except (KeyError, ValueError) as exc:  # a control used on an unknown object or in the wrong state
                 return json_response({"error": {"message": f"{type(exc).__name__}: {exc}"}}, status=400)
+            except Exception as exc:
+                self.internal_errors.append(exc)
+                raise
         resource = request.match_info.route.resource
         route = f"{request.method} {resource.canonical if resource is not None else request.path}"
         body = await request.read()
@@ -235,6 +274,11 @@ class FakeProvider:
             return await handler(request)
         except ProviderError as exc:
             return json_response(exc.body, status=exc.status)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            self.internal_errors.append(exc)
+            raise
         finally:
             self._in_flight -= 1
             if not self._in_flight and self._idle is not None:

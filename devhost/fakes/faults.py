@@ -3,8 +3,8 @@
 Routes are named like the provider's API reference, method and path template:
 "POST /v1/orders", "GET /v1/payments/{id}"; "*" matches every route. A hang sleeps before the
 request is handled and then handles it, so a client that gave up (timeout) may still have caused
-the effect: exactly the case idempotency keys exist for. An error answer is given instead of
-handling the request: nothing happened on the provider's side.
+the effect: exactly the case idempotency keys exist for (with `happen=False` the request is lost
+instead). An error answer is given instead of handling the request: nothing happened.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Fault:
     times: int
     status: int = 500
     seconds: float = 0.0
+    happen: bool = True
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,10 @@ class Faults:
         """The next `times` calls of `route` answer `status` with the provider's error body."""
         self._queue(route, Fault("error", times, status=status))
 
-    def hang_next(self, route: str, times: int = 1, *, seconds: float = 5.0) -> None:
-        """The next `times` calls of `route` sleep `seconds` before being handled (client timeouts)."""
-        self._queue(route, Fault("hang", times, seconds=seconds))
+    def hang_next(self, route: str, times: int = 1, *, seconds: float = 5.0, happen: bool = True) -> None:
+        """The next `times` calls of `route` sleep `seconds` (client timeouts), then are handled, or
+        with `happen=False` answered 504 without effect (the request was lost on the way)."""
+        self._queue(route, Fault("hang", times, status=504, seconds=seconds, happen=happen))
 
     def delay(self, route: str, seconds: float) -> None:
         """Every call of `route` waits `seconds` first (0 removes the delay)."""
@@ -59,9 +61,15 @@ class Faults:
                 self._delays.pop(route, None)
 
     def clear(self) -> None:
+        """Remove every switch (the call counts stay)."""
         with self._lock:
             self._queued.clear()
             self._delays.clear()
+
+    def reset(self) -> None:
+        self.clear()
+        with self._lock:
+            self.calls.clear()
 
     def _queue(self, route: str, fault: Fault) -> None:
         if fault.times < 1:
@@ -84,5 +92,5 @@ class Faults:
                     queue.pop(0)
                 if fault.kind == "error":
                     return Decision(delay=delay, error_status=fault.status)
-                return Decision(delay=delay + fault.seconds)
+                return Decision(delay=delay + fault.seconds, error_status=None if fault.happen else fault.status)
             return Decision(delay=delay)

@@ -140,6 +140,9 @@ class FakeRazorpay(FakeProvider):
         self.key_secret = key_secret
         self.webhook_secret = webhook_secret
         self.clock = clock
+        self.reset_state()
+
+    def reset_state(self) -> None:
         self.orders: dict[str, Entity] = {}
         self.payments: dict[str, Entity] = {}
         self.refunds: dict[str, Entity] = {}
@@ -445,6 +448,8 @@ class FakeRazorpay(FakeProvider):
         order = self.orders.get(order_id)
         if order is None:
             raise KeyError(order_id)
+        if order["status"] == "paid":  # Checkout refuses to take a second payment for a paid order
+            raise ValueError(f"order {order_id} is already paid")
         payment = self._new_payment(order, method)
         if outcome == "failed":
             await self.webhooks.send(self._fail(payment))

@@ -20,19 +20,25 @@ class Received:
 
 
 class WebhookReceiver:
-    """Records every POST to any path and answers `status` (settable: 500 makes deliveries fail)."""
+    """Records every POST to any path and answers `status` (settable, or `fail_next`)."""
 
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.received: list[Received] = []
+        self._failures: list[int] = []
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._record)
         self._server = ServerThread(app)
         self.url = self._server.url
 
+    def fail_next(self, times: int = 1, status: int = 500) -> None:
+        """Answer the next `times` POSTs with `status` (then `self.status` again)."""
+        self._failures.extend([status] * times)
+
     async def _record(self, request: web.Request) -> web.Response:
         self.received.append(Received(request.path, CIMultiDict(request.headers), await request.read()))
-        return web.Response(status=self.status, text="received")
+        status = self._failures.pop(0) if self._failures else self.status
+        return web.Response(status=status, text="received")
 
     def stop(self) -> None:
         self._server.stop()

@@ -32,6 +32,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,6 +58,9 @@ STALE_SIGNATURE_AGE_S = 3600  # far past the SDK's default tolerance of 300 s
 ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "xaf", "xof"})
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+# The API request being handled, named in the events it causes (Event.request), like Stripe does.
+_api_request: ContextVar[dict[str, str | None] | None] = ContextVar("stripe_api_request", default=None)
+REQUEST_ID = web.RequestKey("request_id", str)
 DECLINING_METHODS = {"pm_card_chargeDeclined": "generic_decline", "pm_card_visa_chargeDeclined": "generic_decline"}
 
 
@@ -109,6 +113,9 @@ class FakeStripe(FakeProvider):
         self.webhook_secret = webhook_secret
         self.publishable_key = publishable_key
         self.clock = clock
+        self.reset_state()
+
+    def reset_state(self) -> None:
         self.payment_intents: dict[str, Entity] = {}
         self.charges: dict[str, Entity] = {}
         self.refunds: dict[str, Entity] = {}
@@ -134,10 +141,16 @@ class FakeStripe(FakeProvider):
         app.router.add_post("/v1/payment_intents/{id}/cancel", self._idempotent(self._cancel_intent))
         app.router.add_get("/v1/charges/{id}", self._retrieve_charge)
         app.router.add_post("/v1/refunds", self._idempotent(self._create_refund))
+        app.router.add_get("/v1/refunds", self._list_refunds)
         app.router.add_get("/v1/refunds/{id}", self._retrieve_refund)
         app.router.add_post("/__control/payment_intents/{id}/{action:succeed|fail|process}", self._control_intent)
         app.router.add_post("/__control/refunds/{id}/settle", self._control_settle_refund)
         self.add_control_routes(app)
+        app.on_response_prepare.append(self._add_request_id)
+
+    async def _add_request_id(self, request: web.Request, response: web.StreamResponse) -> None:
+        if not request.path.startswith("/__control"):
+            response.headers.setdefault("Request-Id", request.get(REQUEST_ID) or random_id("req_", 14))
 
     def authenticate(self, request: web.Request) -> None:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
@@ -182,6 +195,8 @@ class FakeStripe(FakeProvider):
         async def wrapped(request: web.Request) -> web.Response:
             params = await _form(request)
             key = request.headers.get("Idempotency-Key")
+            request[REQUEST_ID] = random_id("req_", 14)
+            _api_request.set({"id": request[REQUEST_ID], "idempotency_key": key})
             if key:
                 saved = self._saved.get(key)
                 if saved is not None:
@@ -418,6 +433,20 @@ class FakeStripe(FakeProvider):
             raise invalid("One of the following params should be provided for this request: payment_intent or charge.")
         return charge
 
+    async def _list_refunds(self, request: web.Request) -> web.Response:
+        """GET /v1/refunds?payment_intent=...|charge=...&limit=n, newest first."""
+        params = await _form(request)
+        _allow(params, {"payment_intent", "charge", "limit", "expand"})
+        limit = int(params.get("limit", 10))
+        matching = [
+            r
+            for r in reversed(self.refunds.values())
+            if all(r[k] == params[k] for k in ("payment_intent", "charge") if k in params)
+        ]
+        return json_response(
+            {"object": "list", "data": matching[:limit], "has_more": len(matching) > limit, "url": "/v1/refunds"}
+        )
+
     async def _retrieve_refund(self, request: web.Request) -> web.Response:
         refund = self.refunds.get(request.match_info["id"])
         if refund is None:
@@ -512,7 +541,7 @@ class FakeStripe(FakeProvider):
             "data": data,
             "livemode": False,
             "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
+            "request": _api_request.get() or {"id": None, "idempotency_key": None},
             "type": name,
         }
         return OutgoingEvent(event_id, name, json.dumps(body).encode())

@@ -3,7 +3,9 @@
 Events are delivered one at a time in the order they were sent. Switches:
 - `duplicates = n`: every event is POSTed n more times (the same event id: at-least-once delivery);
 - `hold()` ... `release(order)`: events are kept back and then delivered in another order
-  ("reverse" or "shuffle"): providers do not guarantee ordering.
+  ("reverse" or "shuffle"): providers do not guarantee ordering;
+- `retry_delays = [s1, s2, ...]`: a failed POST (no answer or not 2xx) is retried in the background
+  after s1, then s2, ... seconds, like the providers' retry schedules (shortened).
 Each attempt is signed afresh by the provider's `sign` function (Stripe puts a timestamp in its
 signature). Every attempt is recorded in `deliveries`, also when no URL is set (status None).
 """
@@ -41,12 +43,17 @@ class Delivery:
     status: int | None
     error: str | None = None
 
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
 
 @dataclass
 class WebhookSender:
     sign: Signer
     url: str | None = None
     duplicates: int = 0
+    retry_delays: list[float] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     events: list[OutgoingEvent] = field(default_factory=list)
     _held: list[OutgoingEvent] | None = None
@@ -101,13 +108,28 @@ class WebhookSender:
                 for _ in range(1 + self.duplicates):
                     await self._post(event)
 
-    async def _post(self, event: OutgoingEvent) -> Delivery:
+    def _schedule_retries(self, event: OutgoingEvent) -> None:
+        task = asyncio.get_running_loop().create_task(self._retry(event, list(self.retry_delays)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _retry(self, event: OutgoingEvent, delays: list[float]) -> None:
+        for delay in delays:
+            await asyncio.sleep(delay)
+            async with self._lock:
+                delivery = await self._post(event, retry=False)
+            if delivery.ok:
+                return
+
+    async def _post(self, event: OutgoingEvent, *, retry: bool = True) -> Delivery:
         headers = {"Content-Type": "application/json", **self.sign(event)}
         if self.url is None:
             delivery = Delivery(event.event_id, event.event_type, None, headers, event.body, None, "no webhook URL set")
         else:
             delivery = await self._attempt(event, headers, self.url)
         self.deliveries.append(delivery)
+        if retry and not delivery.ok and self.retry_delays and self.url is not None:
+            self._schedule_retries(event)
         return delivery
 
     async def _attempt(self, event: OutgoingEvent, headers: Mapping[str, str], url: str) -> Delivery:
@@ -122,9 +144,21 @@ class WebhookSender:
             status, error = None, f"{type(exc).__name__}: {exc}"
         return Delivery(event.event_id, event.event_type, url, headers, event.body, status, error)
 
-    async def close(self) -> None:
-        for task in list(self._pending):
+    async def reset(self, url: str | None) -> None:
+        """Forget every event and switch; cancel background sends and retries."""
+        await self._cancel_pending()
+        self.url, self.duplicates, self.retry_delays, self._held = url, 0, [], None
+        self.deliveries.clear()
+        self.events.clear()
+
+    async def _cancel_pending(self) -> None:
+        tasks = list(self._pending)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self._cancel_pending()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -305,3 +305,72 @@ def test_a_delay_switch_applies_to_every_call_of_a_route(fake_razorpay: FakeRazo
         client.order.fetch(order["id"], timeout=0.2)
     fake_razorpay.faults.delay("GET /v1/orders/{id}", 0)
     assert client.order.fetch(order["id"], timeout=5)["id"] == order["id"]
+
+
+def test_a_lost_request_times_out_and_has_no_effect(fake_razorpay: FakeRazorpay) -> None:
+    fake_razorpay.faults.hang_next("POST /v1/orders", seconds=1.0, happen=False)
+    with pytest.raises(requests.exceptions.Timeout):
+        sdk(fake_razorpay).order.create({"amount": 50_000, "currency": "INR"}, timeout=0.2)
+    fake_razorpay.wait_for_requests()
+    assert fake_razorpay.orders == {}
+
+
+def test_failed_deliveries_are_retried_on_the_schedule(
+    fake_razorpay: FakeRazorpay, webhook_receiver: WebhookReceiver
+) -> None:
+    fake_razorpay.set_webhook_url(webhook_receiver.url)
+    fake_razorpay.set_webhook_retries(0.05, 0.05, 0.05)
+    webhook_receiver.fail_next(4, status=503)
+    fake_razorpay.pay(new_order(sdk(fake_razorpay))["id"])
+    deliveries = fake_razorpay.wait_for_webhooks()
+
+    by_event: dict[str, list[int | None]] = {}
+    for delivery in deliveries:
+        by_event.setdefault(delivery.event_type, []).append(delivery.status)
+    assert all(statuses[-1] == 200 and statuses.count(200) == 1 for statuses in by_event.values())
+    assert sorted(by_event) == ["order.paid", "payment.authorized", "payment.captured"]
+    assert len(deliveries) == 3 + 4  # every 503 was followed by one more attempt
+
+
+def test_an_order_cannot_be_paid_twice(fake_razorpay: FakeRazorpay) -> None:
+    order = new_order(sdk(fake_razorpay))
+    fake_razorpay.pay(order["id"])
+    with pytest.raises(ValueError, match="already paid"):
+        fake_razorpay.pay(order["id"])
+    with pytest.raises(KeyError):
+        fake_razorpay.pay("order_Unknown0000000")
+
+
+def test_reset_forgets_objects_and_switches_but_keeps_the_address(fake_razorpay: FakeRazorpay) -> None:
+    client = sdk(fake_razorpay)
+    order = new_order(client)
+    url = fake_razorpay.url
+    fake_razorpay.faults.fail_next("*", 5)
+    fake_razorpay.set_webhook_duplicates(3)
+    fake_razorpay.refund_outcome = "pending"
+    fake_razorpay.reset()
+
+    assert (fake_razorpay.url, fake_razorpay.orders, fake_razorpay.requests) == (url, {}, [])
+    assert (fake_razorpay.webhooks.duplicates, fake_razorpay.refund_outcome) == (0, "processed")
+    with pytest.raises(BadRequestError, match="does not exist"):
+        client.order.fetch(order["id"])
+    assert fake_razorpay.faults.calls["GET /v1/orders/{id}"] == 1
+
+
+async def test_async_tests_run_controls_without_blocking_their_loop(fake_razorpay: FakeRazorpay) -> None:
+    order = new_order(sdk(fake_razorpay))
+    checkout = await fake_razorpay.acall(fake_razorpay.pay_async(order["id"], "authorized"))
+    assert fake_razorpay.payments[checkout.razorpay_payment_id]["status"] == "authorized"
+
+
+def test_a_bug_in_the_fake_is_recorded_not_passed_off_as_an_outage(
+    fake_razorpay: FakeRazorpay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_clock() -> float:
+        raise RuntimeError("clock broke")
+
+    monkeypatch.setattr(fake_razorpay, "clock", broken_clock)
+    with pytest.raises(requests.exceptions.JSONDecodeError):  # aiohttp's plain-text 500, not Razorpay's JSON
+        new_order(sdk(fake_razorpay))
+    assert [str(e) for e in fake_razorpay.internal_errors] == ["clock broke"]
+    fake_razorpay.internal_errors.clear()  # otherwise the fixture fails this test

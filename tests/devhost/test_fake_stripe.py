@@ -298,3 +298,39 @@ def test_redelivery_after_a_failing_endpoint(fake_stripe: FakeStripe, webhook_re
     event_id = fake_stripe.deliveries[-1].event_id
     assert fake_stripe.redeliver(event_id).status == 200
     assert json.loads(webhook_receiver.received[-1].body)["id"] == event_id
+
+
+def test_events_caused_by_an_api_call_name_its_request(
+    fake_stripe: FakeStripe, webhook_receiver: WebhookReceiver
+) -> None:
+    fake_stripe.set_webhook_url(webhook_receiver.url)
+    client = sdk(fake_stripe)
+    intent = new_intent(client)
+    cancelled = client.v1.payment_intents.cancel(intent.id, options={"idempotency_key": "booking-1-cancel"})
+    fake_stripe.wait_for_webhooks()
+    event = json.loads(webhook_receiver.received[-1].body)
+    assert cancelled.last_response is not None
+    assert event["request"] == {"id": cancelled.last_response.request_id, "idempotency_key": "booking-1-cancel"}
+    assert str(cancelled.last_response.request_id).startswith("req_")
+
+
+def test_refunds_are_listed_per_payment_intent(fake_stripe: FakeStripe) -> None:
+    client = sdk(fake_stripe)
+    paid = [new_intent(client, key=f"pi-{n}") for n in range(2)]
+    for intent in paid:
+        fake_stripe.succeed(intent.id)
+    first = client.v1.refunds.create(params={"payment_intent": paid[0].id, "amount": 500})
+    second = client.v1.refunds.create(params={"payment_intent": paid[0].id, "amount": 700})
+    client.v1.refunds.create(params={"payment_intent": paid[1].id})
+    listed = client.v1.refunds.list(params={"payment_intent": paid[0].id})
+    assert [r.id for r in listed.data] == [second.id, first.id]
+    assert listed.has_more is False
+
+
+def test_reset_forgets_intents_and_idempotency_keys(fake_stripe: FakeStripe) -> None:
+    client = sdk(fake_stripe)
+    before = new_intent(client, key="reused")
+    fake_stripe.webhook_signing = "stale"
+    fake_stripe.reset()
+    assert (fake_stripe.payment_intents, fake_stripe.webhook_signing) == ({}, "valid")
+    assert new_intent(client, key="reused").id != before.id
