@@ -8,9 +8,11 @@
 
 API: basic auth (key id, key secret); orders, payments (fetch, capture, refund), refunds; errors as
 `{"error": {"code": "BAD_REQUEST_ERROR", "description": ...}}` (the SDK raises BadRequestError).
-Idempotency: an order is keyed by the `X-Razorpay-Idempotency` header, else by its `receipt`; a
-refund by `X-Refund-Idempotency`, else by payment + `receipt`. The same key with the same
-parameters returns the first object; with other parameters, a BAD_REQUEST_ERROR.
+Idempotency as Razorpay documents it (best-practices/retries-and-idempotency, refunds API): an order
+created with `unique_receipt: true` is the one order for its `receipt` (without it, every create
+makes a new order, as on Razorpay); a refund with an `X-Refund-Idempotency` header (at least 10
+characters of letters, digits, `-`, `_`) is the one refund for that key. The same key with the
+same body returns the first object; with another body, a BAD_REQUEST_ERROR.
 
 Signatures as Razorpay documents them: checkout `razorpay_signature` = hex HMAC-SHA256(key secret,
 "order_id|payment_id"); webhook `X-Razorpay-Signature` = hex HMAC-SHA256(webhook secret, raw body),
@@ -27,6 +29,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,7 +51,10 @@ DEFAULT_KEY_SECRET = "fake_razorpay_key_secret"  # noqa: S105 - a local fake's t
 DEFAULT_WEBHOOK_SECRET = "fake_razorpay_webhook_secret"  # noqa: S105
 ACCOUNT_ID = "acc_FakeAccount0001"
 CURRENCIES = frozenset({"INR", "USD", "EUR", "GBP", "SGD", "AED", "AUD", "CAD"})
-ORDER_FIELDS = frozenset({"amount", "currency", "receipt", "notes", "partial_payment", "payment_capture"})
+ORDER_FIELDS = frozenset(
+    {"amount", "currency", "receipt", "notes", "partial_payment", "payment_capture", "unique_receipt"}
+)
+REFUND_KEY = re.compile(r"^[A-Za-z0-9_-]{10,}$")
 REFUND_FIELDS = frozenset({"amount", "speed", "notes", "receipt"})
 
 
@@ -214,8 +220,11 @@ class FakeRazorpay(FakeProvider):
         if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 40):
             raise bad_request("The receipt may not be greater than 40 characters.", field="receipt")
         notes = _notes(payload.get("notes"))
-        key = request.headers.get("X-Razorpay-Idempotency") or receipt
-        fingerprint = json.dumps([amount, currency, receipt, notes], sort_keys=True)
+        unique_receipt = payload.get("unique_receipt", False)
+        if not isinstance(unique_receipt, bool) or (unique_receipt and receipt is None):
+            raise bad_request("unique_receipt must be a boolean and needs a receipt", field="unique_receipt")
+        key = receipt if unique_receipt else None
+        fingerprint = json.dumps([amount, currency, notes], sort_keys=True)
         existing = self._replay("order", key, fingerprint)
         if existing is not None:
             return json_response(self.orders[existing])
@@ -243,7 +252,7 @@ class FakeRazorpay(FakeProvider):
             return None
         first_fingerprint, object_id = self._idempotent[(kind, key)]
         if first_fingerprint != fingerprint:
-            raise bad_request(f"The idempotency key (or receipt) {key!r} was already used with other parameters")
+            raise bad_request("Different request with the same idempotency key has already been processed.")
         return object_id
 
     async def _fetch_order(self, request: web.Request) -> web.Response:
@@ -277,9 +286,10 @@ class FakeRazorpay(FakeProvider):
         payload = await _json_body(request)
         _unexpected(payload, REFUND_FIELDS)
         receipt = payload.get("receipt")
-        header_key = request.headers.get("X-Refund-Idempotency")
-        key = header_key or (f"{payment['id']}|{receipt}" if receipt else None)
-        fingerprint = json.dumps([payment["id"], payload], sort_keys=True)  # as asked, before defaults
+        key = request.headers.get("X-Refund-Idempotency")
+        if key is not None and not REFUND_KEY.match(key):
+            raise bad_request("The idempotency key must be at least 10 letters, digits, hyphens or underscores")
+        fingerprint = json.dumps([payment["id"], payload], sort_keys=True)
         existing = self._replay("refund", key, fingerprint)
         if existing is not None:
             return json_response(self.refunds[existing])

@@ -45,18 +45,28 @@ def test_an_order_is_created_fetched_and_provider_shaped(fake_razorpay: FakeRazo
     assert client.order.payments(order["id"]) == {"entity": "collection", "count": 0, "items": []}
 
 
-def test_the_same_receipt_or_idempotency_header_returns_the_same_order(fake_razorpay: FakeRazorpay) -> None:
+def test_a_unique_receipt_makes_a_retried_create_return_the_same_order(fake_razorpay: FakeRazorpay) -> None:
     client = sdk(fake_razorpay)
-    first = new_order(client, receipt="booking-7")
-    assert new_order(client, receipt="booking-7")["id"] == first["id"]
-    assert new_order(client, receipt="booking-8")["id"] != first["id"]
 
-    headers = {"X-Razorpay-Idempotency": "booking-9-order"}
-    by_header = client.order.create({"amount": 1000, "currency": "INR"}, headers=headers)
-    assert client.order.create({"amount": 1000, "currency": "INR"}, headers=headers)["id"] == by_header["id"]
-    with pytest.raises(BadRequestError, match="already used with other parameters"):
-        new_order(client, receipt="booking-7", amount=60_000)
-    assert len(fake_razorpay.orders) == 3
+    def create(receipt: str, amount: int = 50_000) -> dict[str, Any]:
+        order: dict[str, Any] = client.order.create(
+            {"amount": amount, "currency": "INR", "receipt": receipt, "unique_receipt": True}
+        )
+        return order
+
+    first = create("booking-7")
+    assert create("booking-7")["id"] == first["id"]
+    assert create("booking-8")["id"] != first["id"]
+    with pytest.raises(BadRequestError, match="Different request with the same idempotency key"):
+        create("booking-7", amount=60_000)
+    assert len(fake_razorpay.orders) == 2
+
+
+def test_without_unique_receipt_a_retry_makes_a_second_order_as_on_razorpay(fake_razorpay: FakeRazorpay) -> None:
+    client = sdk(fake_razorpay)
+    assert new_order(client, receipt="booking-9")["id"] != new_order(client, receipt="booking-9")["id"]
+    with pytest.raises(BadRequestError, match="needs a receipt"):
+        client.order.create({"amount": 1000, "currency": "INR", "unique_receipt": True})
 
 
 @pytest.mark.parametrize(
@@ -232,15 +242,18 @@ def test_refunds_are_idempotent_bounded_and_reported_by_webhook(
         "processed",
     )
     assert client.payment.refund(payment_id, {"amount": 20_000, "speed": "normal"}, headers=headers) == refund
-    with pytest.raises(BadRequestError, match="already used with other parameters"):
+    with pytest.raises(BadRequestError, match="Different request with the same idempotency key"):
         client.payment.refund(payment_id, {"amount": 10_000}, headers=headers)
     with pytest.raises(BadRequestError, match="greater than amount captured"):
         client.payment.refund(payment_id, {"amount": 40_000})
     assert client.refund.fetch(refund["id"]) == refund
 
-    rest = client.payment.refund(payment_id, {"receipt": "booking-1-rest"})
+    with pytest.raises(BadRequestError, match="at least 10"):
+        client.payment.refund(payment_id, {"amount": 100}, headers={"X-Refund-Idempotency": "short"})
+    rest_key = {"X-Refund-Idempotency": "booking-1-refund-rest"}
+    rest = client.payment.refund(payment_id, {"receipt": "booking-1-rest"}, headers=rest_key)
     assert rest["amount"] == 30_000
-    assert client.payment.refund(payment_id, {"receipt": "booking-1-rest"})["id"] == rest["id"]
+    assert client.payment.refund(payment_id, {"receipt": "booking-1-rest"}, headers=rest_key)["id"] == rest["id"]
     with pytest.raises(BadRequestError, match="fully refunded"):
         client.payment.refund(payment_id, {"amount": 100})
     payment = client.payment.fetch(payment_id)
@@ -288,9 +301,10 @@ def test_injected_5xx_raise_the_sdks_server_errors_then_recover(fake_razorpay: F
 def test_a_hang_times_the_sdk_out_and_the_order_still_happens(fake_razorpay: FakeRazorpay) -> None:
     client = sdk(fake_razorpay)
     fake_razorpay.faults.hang_next("POST /v1/orders", seconds=2.0)
+    data = {"amount": 50_000, "currency": "INR", "receipt": "booking-3", "unique_receipt": True}
     with pytest.raises(requests.exceptions.Timeout):
-        client.order.create({"amount": 50_000, "currency": "INR", "receipt": "booking-3"}, timeout=0.2)
-    retried = client.order.create({"amount": 50_000, "currency": "INR", "receipt": "booking-3"}, timeout=5)
+        client.order.create(data, timeout=0.2)
+    retried = client.order.create(data, timeout=5)
     fake_razorpay.wait_for_requests()
     assert list(fake_razorpay.orders) == [retried["id"]]
 

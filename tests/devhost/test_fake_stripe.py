@@ -334,3 +334,17 @@ def test_reset_forgets_intents_and_idempotency_keys(fake_stripe: FakeStripe) -> 
     fake_stripe.reset()
     assert (fake_stripe.payment_intents, fake_stripe.webhook_signing) == ({}, "valid")
     assert new_intent(client, key="reused").id != before.id
+
+
+async def test_the_async_sdk_and_async_controls_work_from_an_async_test(fake_stripe: FakeStripe) -> None:
+    http_client = stripe.AIOHTTPClient()
+    client = stripe.StripeClient(fake_stripe.api_key, base_addresses={"api": fake_stripe.url}, http_client=http_client)
+    try:
+        intent = await client.v1.payment_intents.create_async(
+            params={"amount": 1000, "currency": "inr", "metadata": {"booking_id": "b-async"}}
+        )
+        await fake_stripe.acall(fake_stripe.succeed_async(intent.id))
+        retrieved = await client.v1.payment_intents.retrieve_async(intent.id)
+        assert (retrieved.status, retrieved.metadata.to_dict()) == ("succeeded", {"booking_id": "b-async"})
+    finally:
+        await http_client.close_async()
