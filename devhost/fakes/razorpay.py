@@ -69,13 +69,15 @@ def webhook_signature(body: bytes, webhook_secret: str) -> str:
     return hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def bad_request(description: str, field: str | None = None, status: int = 400) -> ProviderError:
+def bad_request(
+    description: str, field: str | None = None, status: int = 400, reason: str = "input_validation_failed"
+) -> ProviderError:
     error: Entity = {
         "code": "BAD_REQUEST_ERROR",
         "description": description,
-        "source": "business" if field is None else "NA",
-        "step": "payment_initiation" if field is None else "NA",
-        "reason": "input_validation_failed",
+        "source": "business",
+        "step": "payment_initiation",
+        "reason": reason,
         "metadata": {},
     }
     if field is not None:
@@ -102,14 +104,15 @@ def _amount(value: Any, minimum: int = 100) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_request("The amount must be an integer.", field="amount")
     if value < minimum:
-        raise bad_request("The amount must be atleast INR 1.00", field="amount")
+        raise bad_request("The amount must be at least INR 1.00", field="amount")
     return value
 
 
 def _unexpected(payload: Mapping[str, Any], allowed: frozenset[str]) -> None:
     extra = sorted(set(payload) - allowed)
     if extra:
-        raise bad_request(f"{', '.join(extra)} is/are not required and should not be sent", field=extra[0])
+        message = f"{', '.join(extra)} is/are not required and should not be sent"
+        raise bad_request(message, field=extra[0], reason="extra_field_sent")
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,19 @@ class FakeRazorpay(FakeProvider):
             user = password = ""
         credentials_ok = hmac.compare_digest(f"{user}:{password}", f"{self.key_id}:{self.key_secret}")
         if scheme.lower() != "basic" or not credentials_ok:
-            raise bad_request("Authentication failed", status=401)
+            raise ProviderError(
+                401,
+                {
+                    "error": {
+                        "code": "BAD_REQUEST_ERROR",
+                        "description": "Authentication failed",
+                        "source": "NA",
+                        "step": "NA",
+                        "reason": "NA",
+                        "metadata": {},
+                    }
+                },
+            )
 
     def server_error(self, status: int) -> ProviderError:
         code = "GATEWAY_ERROR" if status in (502, 504) else "SERVER_ERROR"
@@ -252,6 +267,8 @@ class FakeRazorpay(FakeProvider):
             return None
         first_fingerprint, object_id = self._idempotent[(kind, key)]
         if first_fingerprint != fingerprint:
+            if kind == "order":
+                raise bad_request("Order receipt should be unique.", field="receipt")
             raise bad_request("Different request with the same idempotency key has already been processed.")
         return object_id
 
