@@ -33,16 +33,25 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
 
 from devhost.fakes import process
 from devhost.fakes.base import FakeProvider, ProviderError, json_response
 from devhost.fakes.ids import random_id
+from devhost.fakes.razorpay_params import (
+    Entity,
+    amount_param,
+    bad_request,
+    collection,
+    json_body,
+    not_found,
+    notes_param,
+    refuse_unexpected,
+)
 from devhost.fakes.webhooks import OutgoingEvent
 
-Entity = dict[str, Any]
 PaymentOutcome = Literal["captured", "authorized", "failed"]
 RefundOutcome = Literal["processed", "pending"]
 
@@ -67,52 +76,6 @@ def payment_signature(order_id: str, payment_id: str, key_secret: str) -> str:
 def webhook_signature(body: bytes, webhook_secret: str) -> str:
     """X-Razorpay-Signature over the raw body."""
     return hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def bad_request(
-    description: str, field: str | None = None, status: int = 400, reason: str = "input_validation_failed"
-) -> ProviderError:
-    error: Entity = {
-        "code": "BAD_REQUEST_ERROR",
-        "description": description,
-        "source": "business",
-        "step": "payment_initiation",
-        "reason": reason,
-        "metadata": {},
-    }
-    if field is not None:
-        error["field"] = field
-    return ProviderError(status, {"error": error})
-
-
-def not_found() -> ProviderError:
-    return bad_request("The id provided does not exist", field="id")
-
-
-def _notes(value: Any) -> Entity | list[Any]:
-    """Razorpay answers empty notes as [] (a PHP array)."""
-    if value in (None, [], {}):
-        return []
-    if not isinstance(value, dict) or len(value) > 15:
-        raise bad_request("notes must be an object of at most 15 keys", field="notes")
-    if any(not isinstance(v, str | int | float) or len(str(v)) > 256 for v in value.values()):
-        raise bad_request("notes values must be strings of at most 256 characters", field="notes")
-    return dict(value)
-
-
-def _amount(value: Any, minimum: int = 100) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request("The amount must be an integer.", field="amount")
-    if value < minimum:
-        raise bad_request("The amount must be at least INR 1.00", field="amount")
-    return value
-
-
-def _unexpected(payload: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    extra = sorted(set(payload) - allowed)
-    if extra:
-        message = f"{', '.join(extra)} is/are not required and should not be sent"
-        raise bad_request(message, field=extra[0], reason="extra_field_sent")
 
 
 @dataclass(frozen=True)
@@ -225,16 +188,16 @@ class FakeRazorpay(FakeProvider):
     # --- API ------------------------------------------------------------------------------------
 
     async def _create_order(self, request: web.Request) -> web.Response:
-        payload = await _json_body(request)
-        _unexpected(payload, ORDER_FIELDS)
-        amount = _amount(payload.get("amount"))
+        payload = await json_body(request)
+        refuse_unexpected(payload, ORDER_FIELDS)
+        amount = amount_param(payload.get("amount"))
         currency = payload.get("currency")
         if not isinstance(currency, str) or currency not in CURRENCIES:
             raise bad_request("Currency is not supported", field="currency")
         receipt = payload.get("receipt")
         if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 40):
             raise bad_request("The receipt may not be greater than 40 characters.", field="receipt")
-        notes = _notes(payload.get("notes"))
+        notes = notes_param(payload.get("notes"))
         unique_receipt = payload.get("unique_receipt", False)
         if not isinstance(unique_receipt, bool) or (unique_receipt and receipt is None):
             raise bad_request("unique_receipt must be a boolean and needs a receipt", field="unique_receipt")
@@ -278,14 +241,14 @@ class FakeRazorpay(FakeProvider):
     async def _order_payments(self, request: web.Request) -> web.Response:
         order = self._order(request.match_info["id"])
         items = [p for p in self.payments.values() if p["order_id"] == order["id"]]
-        return json_response(_collection(items))
+        return json_response(collection(items))
 
     async def _fetch_payment(self, request: web.Request) -> web.Response:
         return json_response(self._payment(request.match_info["id"]))
 
     async def _capture(self, request: web.Request) -> web.Response:
         payment = self._payment(request.match_info["id"])
-        payload = await _json_body(request)
+        payload = await json_body(request)
         if payment["status"] != "authorized":
             raise bad_request(
                 "This payment has already been captured"
@@ -300,8 +263,8 @@ class FakeRazorpay(FakeProvider):
 
     async def _refund(self, request: web.Request) -> web.Response:
         payment = self._payment(request.match_info["id"])
-        payload = await _json_body(request)
-        _unexpected(payload, REFUND_FIELDS)
+        payload = await json_body(request)
+        refuse_unexpected(payload, REFUND_FIELDS)
         receipt = payload.get("receipt")
         key = request.headers.get("X-Refund-Idempotency")
         if key is not None and not REFUND_KEY.match(key):
@@ -311,11 +274,11 @@ class FakeRazorpay(FakeProvider):
         if existing is not None:
             return json_response(self.refunds[existing])
         remaining = payment["amount"] - payment["amount_refunded"]
-        amount = _amount(payload.get("amount", max(remaining, 100)))
+        amount = amount_param(payload.get("amount", max(remaining, 100)))
         speed = payload.get("speed", "normal")
         if speed not in ("normal", "optimum"):
             raise bad_request("The selected speed is invalid.", field="speed")
-        notes = _notes(payload.get("notes"))
+        notes = notes_param(payload.get("notes"))
         if not payment["captured"]:
             raise bad_request("The payment has not been captured yet. Only captured payments can be refunded")
         if remaining <= 0:
@@ -350,7 +313,7 @@ class FakeRazorpay(FakeProvider):
 
     async def _payment_refunds(self, request: web.Request) -> web.Response:
         payment = self._payment(request.match_info["id"])
-        return json_response(_collection([r for r in self.refunds.values() if r["payment_id"] == payment["id"]]))
+        return json_response(collection([r for r in self.refunds.values() if r["payment_id"] == payment["id"]]))
 
     async def _fetch_refund(self, request: web.Request) -> web.Response:
         refund = self.refunds.get(request.match_info["id"])
@@ -511,7 +474,7 @@ class FakeRazorpay(FakeProvider):
         await self.webhooks.send(self._settle_refund(refund, status))
 
     async def _control_pay(self, request: web.Request) -> web.Response:
-        payload = await _json_body(request)
+        payload = await json_body(request)
         checkout = await self.pay_async(
             request.match_info["id"], payload.get("outcome", "captured"), method=payload.get("method", "upi")
         )
@@ -524,31 +487,14 @@ class FakeRazorpay(FakeProvider):
         )
 
     async def _control_authorize(self, request: web.Request) -> web.Response:
-        payload = await _json_body(request)
+        payload = await json_body(request)
         await self.authorize_late_async(request.match_info["id"], capture=bool(payload.get("capture", True)))
         return json_response(self.payments[request.match_info["id"]])
 
     async def _control_settle_refund(self, request: web.Request) -> web.Response:
-        payload = await _json_body(request)
+        payload = await json_body(request)
         await self.settle_refund_async(request.match_info["id"], payload.get("status", "processed"))
         return json_response(self.refunds[request.match_info["id"]])
-
-
-def _collection(items: list[Entity]) -> Entity:
-    return {"entity": "collection", "count": len(items), "items": items}
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise bad_request("The request body must be valid JSON") from None
-    if not isinstance(payload, dict):
-        raise bad_request("The request body must be a JSON object")
-    return payload
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,11 +41,23 @@ from aiohttp import web
 from devhost.fakes import process
 from devhost.fakes.base import FakeProvider, ProviderError, json_response
 from devhost.fakes.ids import random_id
-from devhost.fakes.stripe_forms import decode_form
+from devhost.fakes.stripe_params import (
+    Entity,
+    Params,
+    allow,
+    amount_param,
+    boolean_param,
+    currency_param,
+    idempotency_error,
+    invalid,
+    metadata_param,
+    missing,
+    read_params,
+    required,
+    unexpected_state,
+)
 from devhost.fakes.webhooks import OutgoingEvent
 
-Entity = dict[str, Any]
-Params = dict[str, Any]
 RefundOutcome = Literal["succeeded", "pending"]
 SigningMode = Literal["valid", "stale", "wrong_secret", "missing"]
 
@@ -55,7 +67,6 @@ DEFAULT_WEBHOOK_SECRET = "whsec_fake_0000000000000000"  # noqa: S105 - a local f
 # The API version stripe-python 16.1.0 pins (stripe._api_version._ApiVersion.CURRENT).
 API_VERSION = "2026-10-28.endive"
 STALE_SIGNATURE_AGE_S = 3600  # far past the SDK's default tolerance of 300 s
-ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "xaf", "xof"})
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 # The API request being handled, named in the events it causes (Event.request), like Stripe does.
@@ -68,24 +79,6 @@ def signature_header(body: bytes, secret: str, timestamp: int) -> str:
     """Stripe-Signature for `body` signed at `timestamp`."""
     signed = f"{timestamp}.".encode() + body
     return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
-
-
-def invalid(message: str, *, param: str | None = None, code: str | None = None, status: int = 400) -> ProviderError:
-    error: Entity = {"type": "invalid_request_error", "message": message}
-    if param is not None:
-        error["param"] = param
-    if code is not None:
-        error["code"] = code
-        error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
-    return ProviderError(status, {"error": error})
-
-
-def missing(kind: str, object_id: str, param: str) -> ProviderError:
-    return invalid(f"No such {kind}: '{object_id}'", param=param, code="resource_missing", status=404)
-
-
-def unexpected_state(message: str) -> ProviderError:
-    return invalid(message, code="payment_intent_unexpected_state")
 
 
 @dataclass(frozen=True)
@@ -193,7 +186,7 @@ class FakeStripe(FakeProvider):
         self, handler: Callable[[web.Request, Params], Awaitable[Entity]]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapped(request: web.Request) -> web.Response:
-            params = await _form(request)
+            params = await read_params(request)
             key = request.headers.get("Idempotency-Key")
             request[REQUEST_ID] = random_id("req_", 14)
             _api_request.set({"id": request[REQUEST_ID], "idempotency_key": key})
@@ -218,7 +211,7 @@ class FakeStripe(FakeProvider):
         if (saved.method, saved.path) != (request.method, request.path):
             raise ProviderError(
                 400,
-                _idempotency_error(
+                idempotency_error(
                     f"Keys for idempotent requests can only be used for the same endpoint they were first used for "
                     f"('{saved.path}' vs '{request.path}'). Try using a key other than '{key}' if you meant to "
                     "execute a different request."
@@ -227,7 +220,7 @@ class FakeStripe(FakeProvider):
         if saved.params != params:
             raise ProviderError(
                 400,
-                _idempotency_error(
+                idempotency_error(
                     "Keys for idempotent requests can only be used with the same parameters they were first used "
                     f"with. Try using a key other than '{key}' if you meant to execute a different request."
                 ),
@@ -237,7 +230,7 @@ class FakeStripe(FakeProvider):
     # --- PaymentIntents -------------------------------------------------------------------------
 
     async def _create_intent(self, _request: web.Request, params: Params) -> Entity:
-        _allow(
+        allow(
             params,
             {
                 "amount",
@@ -252,12 +245,14 @@ class FakeStripe(FakeProvider):
                 "expand",
             },
         )
-        currency = _currency(_required(params, "currency"))
-        amount = _amount(_required(params, "amount"), currency)
+        currency = currency_param(required(params, "currency"))
+        amount = amount_param(required(params, "amount"), currency)
         automatic = params.get("automatic_payment_methods")
         if automatic is not None and not isinstance(automatic, dict):
             raise invalid("Invalid object", param="automatic_payment_methods")
-        automatic_enabled = automatic is not None and _bool(automatic.get("enabled"), "automatic_payment_methods")
+        automatic_enabled = automatic is not None and boolean_param(
+            automatic.get("enabled"), "automatic_payment_methods"
+        )
         methods = params.get("payment_method_types", ["card"])
         if not isinstance(methods, list) or not methods:
             raise invalid("Invalid array", param="payment_method_types")
@@ -284,7 +279,7 @@ class FakeStripe(FakeProvider):
             "last_payment_error": None,
             "latest_charge": None,
             "livemode": False,
-            "metadata": _metadata(params.get("metadata"), {}),
+            "metadata": metadata_param(params.get("metadata"), {}),
             "next_action": None,
             "on_behalf_of": None,
             "payment_method": None,
@@ -309,7 +304,7 @@ class FakeStripe(FakeProvider):
 
     async def _update_intent(self, request: web.Request, params: Params) -> Entity:
         intent = self._intent(request.match_info["id"])
-        _allow(params, {"amount", "currency", "metadata", "description", "receipt_email", "expand"})
+        allow(params, {"amount", "currency", "metadata", "description", "receipt_email", "expand"})
         changes = {k: v for k, v in params.items() if k in ("amount", "currency", "description", "receipt_email")}
         if changes and intent["status"] not in UPDATABLE:
             raise unexpected_state(
@@ -317,18 +312,18 @@ class FakeStripe(FakeProvider):
                 f"only update a PaymentIntent with one of the following statuses: {', '.join(UPDATABLE)}."
             )
         if "currency" in changes:
-            changes["currency"] = _currency(changes["currency"])
+            changes["currency"] = currency_param(changes["currency"])
         if "amount" in changes:
-            changes["amount"] = _amount(changes["amount"], str(changes.get("currency", intent["currency"])))
+            changes["amount"] = amount_param(changes["amount"], str(changes.get("currency", intent["currency"])))
         intent.update(changes)
         if "metadata" in params:
-            intent["metadata"] = _metadata(params["metadata"], intent["metadata"])
+            intent["metadata"] = metadata_param(params["metadata"], intent["metadata"])
         return intent
 
     async def _confirm_intent(self, request: web.Request, params: Params) -> Entity:
         """Server-side confirmation with a test PaymentMethod (pm_card_visa, pm_card_chargeDeclined)."""
         intent = self._intent(request.match_info["id"])
-        _allow(params, {"payment_method", "return_url", "expand"})
+        allow(params, {"payment_method", "return_url", "expand"})
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
             raise unexpected_state(
                 f"This PaymentIntent's status is {intent['status']}, but it must be requires_payment_method or "
@@ -347,7 +342,7 @@ class FakeStripe(FakeProvider):
 
     async def _cancel_intent(self, request: web.Request, params: Params) -> Entity:
         intent = self._intent(request.match_info["id"])
-        _allow(params, {"cancellation_reason", "expand"})
+        allow(params, {"cancellation_reason", "expand"})
         reason = params.get("cancellation_reason")
         if reason not in (None, "duplicate", "fraudulent", "requested_by_customer", "abandoned"):
             raise invalid(f"Invalid cancellation_reason: {reason}", param="cancellation_reason")
@@ -375,12 +370,12 @@ class FakeStripe(FakeProvider):
         return json_response(charge)
 
     async def _create_refund(self, _request: web.Request, params: Params) -> Entity:
-        _allow(params, {"payment_intent", "charge", "amount", "metadata", "reason", "expand"})
+        allow(params, {"payment_intent", "charge", "amount", "metadata", "reason", "expand"})
         charge = self._refundable_charge(params)
         remaining = charge["amount_captured"] - charge["amount_refunded"]
         if remaining <= 0:
             raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
-        amount = _amount(params["amount"], charge["currency"], minimum=1) if "amount" in params else remaining
+        amount = amount_param(params["amount"], charge["currency"], minimum=1) if "amount" in params else remaining
         if amount > remaining:
             raise invalid(
                 f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})", param="amount"
@@ -398,7 +393,7 @@ class FakeStripe(FakeProvider):
             "currency": charge["currency"],
             "destination_details": None,
             "failure_reason": None,
-            "metadata": _metadata(params.get("metadata"), {}),
+            "metadata": metadata_param(params.get("metadata"), {}),
             "payment_intent": charge["payment_intent"],
             "reason": reason,
             "receipt_number": None,
@@ -435,8 +430,8 @@ class FakeStripe(FakeProvider):
 
     async def _list_refunds(self, request: web.Request) -> web.Response:
         """GET /v1/refunds?payment_intent=...|charge=...&limit=n, newest first."""
-        params = await _form(request)
-        _allow(params, {"payment_intent", "charge", "limit", "expand"})
+        params = await read_params(request)
+        allow(params, {"payment_intent", "charge", "limit", "expand"})
         limit = int(params.get("limit", 10))
         matching = [
             r
@@ -602,76 +597,6 @@ class FakeStripe(FakeProvider):
         if refund_id not in self.refunds:
             raise missing("refund", refund_id, "id")
         return json_response(await self.settle_refund_async(refund_id, payload.get("status", "succeeded")))
-
-
-def _idempotency_error(message: str) -> Entity:
-    return {"error": {"type": "idempotency_error", "message": message}}
-
-
-async def _form(request: web.Request) -> Params:
-    raw = (await request.read()).decode("utf-8", errors="replace")
-    try:
-        return decode_form(raw or request.query_string)
-    except ValueError as exc:
-        raise invalid(f"Invalid parameter name: {exc}") from None
-
-
-def _allow(params: Params, allowed: set[str]) -> None:
-    for name in params:
-        if name not in allowed:
-            raise invalid(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
-
-
-def _required(params: Params, name: str) -> Any:
-    if name not in params or params[name] == "":
-        raise invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
-    return params[name]
-
-
-def _currency(value: Any) -> str:
-    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
-        raise invalid(f"Invalid currency: {value}.", param="currency")
-    return value.lower()
-
-
-def _amount(value: Any, currency: str, *, minimum: int | None = None) -> int:
-    try:
-        amount = int(value)
-    except (TypeError, ValueError):
-        raise invalid(f"Invalid integer: {value}", param="amount", code="parameter_invalid_integer") from None
-    floor = minimum if minimum is not None else (1 if currency in ZERO_DECIMAL else 50)
-    if amount < floor:
-        raise invalid(f"Amount must be at least {floor} {currency}", param="amount", code="amount_too_small")
-    return amount
-
-
-def _bool(value: Any, param: str) -> bool:
-    if value in ("true", True):
-        return True
-    if value in ("false", False):
-        return False
-    raise invalid(f"Invalid boolean: {value}", param=param)
-
-
-def _metadata(value: Any, current: Mapping[str, str]) -> dict[str, str]:
-    """Stripe merges metadata on update; an empty value removes a key; "" removes all."""
-    if value is None:
-        return dict(current)
-    if value == "":
-        return {}
-    if not isinstance(value, dict):
-        raise invalid("Invalid object", param="metadata")
-    merged = dict(current)
-    for key, item in value.items():
-        if len(key) > 40 or not isinstance(item, str) or len(item) > 500:
-            raise invalid("Metadata keys are at most 40 and values at most 500 characters.", param="metadata")
-        if item == "":
-            merged.pop(key, None)
-        else:
-            merged[key] = item
-    if len(merged) > 50:
-        raise invalid("Metadata may have at most 50 keys.", param="metadata")
-    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

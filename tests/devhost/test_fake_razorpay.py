@@ -74,6 +74,7 @@ def test_without_unique_receipt_a_retry_makes_a_second_order_as_on_razorpay(fake
     [
         ({"amount": 99, "currency": "INR"}, "at least INR 1.00"),
         ({"amount": "500", "currency": "INR"}, "integer"),
+        ({"currency": "INR"}, "amount: is required"),
         ({"amount": 500, "currency": "XYZ"}, "Currency"),
         ({"amount": 500, "currency": "INR", "receipt": "r" * 41}, "40 characters"),
         ({"amount": 500, "currency": "INR", "colour": "red"}, "colour is/are not required"),
