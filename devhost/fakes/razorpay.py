@@ -190,10 +190,10 @@ class FakeRazorpay(FakeProvider):
     async def _create_order(self, request: web.Request) -> web.Response:
         payload = await json_body(request)
         refuse_unexpected(payload, ORDER_FIELDS)
-        amount = amount_param(payload.get("amount"))
         currency = payload.get("currency")
         if not isinstance(currency, str) or currency not in CURRENCIES:
             raise bad_request("Currency is not supported", field="currency")
+        amount = amount_param(payload.get("amount"), currency)
         receipt = payload.get("receipt")
         if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 40):
             raise bad_request("The receipt may not be greater than 40 characters.", field="receipt")
@@ -274,7 +274,7 @@ class FakeRazorpay(FakeProvider):
         if existing is not None:
             return json_response(self.refunds[existing])
         remaining = payment["amount"] - payment["amount_refunded"]
-        amount = amount_param(payload.get("amount", max(remaining, 100)))
+        amount = amount_param(payload.get("amount", max(remaining, 100)), payment["currency"])
         speed = payload.get("speed", "normal")
         if speed not in ("normal", "optimum"):
             raise bad_request("The selected speed is invalid.", field="speed")

@@ -49,13 +49,13 @@ def notes_param(value: Any) -> Entity | list[Any]:
     return dict(value)
 
 
-def amount_param(value: Any, minimum: int = 100) -> int:
+def amount_param(value: Any, currency: str = "INR", minimum: int = 100) -> int:
     if value is None:
         raise bad_request("amount: is required.", field="amount")
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_request("The amount must be an integer.", field="amount")
     if value < minimum:
-        raise bad_request("The amount must be at least INR 1.00", field="amount")
+        raise bad_request(f"The amount must be at least {currency} 1.00", field="amount")
     return value
 
 

@@ -201,8 +201,9 @@ class FakeStripe(FakeProvider):
                 if exc.status != 402:  # validation and state errors are not saved
                     raise
                 body, status = dict(exc.body), exc.status
-            if key:
-                self._saved[key] = Saved(request.method, request.path, params, status, body)
+            if key:  # a snapshot: Stripe replays the first answer, not the object's current state
+                snapshot = json.loads(json.dumps(body))
+                self._saved[key] = Saved(request.method, request.path, params, status, snapshot)
             return json_response(body, status=status)
 
         return wrapped
@@ -432,7 +433,10 @@ class FakeStripe(FakeProvider):
         """GET /v1/refunds?payment_intent=...|charge=...&limit=n, newest first."""
         params = await read_params(request)
         allow(params, {"payment_intent", "charge", "limit", "expand"})
-        limit = int(params.get("limit", 10))
+        limit = params.get("limit", "10")
+        if not str(limit).isdigit() or not 1 <= int(limit) <= 100:
+            raise invalid("limit must be an integer between 1 and 100", param="limit")
+        limit = int(limit)
         matching = [
             r
             for r in reversed(self.refunds.values())

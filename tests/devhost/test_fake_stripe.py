@@ -71,6 +71,9 @@ def test_an_idempotency_key_replays_and_refuses_other_parameters(fake_stripe: Fa
         new_intent(client, key="booking-2-pi", amount=9900)
     with pytest.raises(stripe.IdempotencyError, match="same endpoint"):
         client.v1.refunds.create(params={"payment_intent": first.id}, options={"idempotency_key": "booking-2-pi"})
+    fake_stripe.succeed(first.id)
+    replayed = new_intent(client, key="booking-2-pi")
+    assert (replayed.id, replayed.status) == (first.id, "requires_payment_method")  # the first answer, as saved
     assert new_intent(client, key="booking-3-pi").id != first.id
     assert new_intent(client, key=None).id != first.id  # the SDK's own random key
     assert len(fake_stripe.payment_intents) == 3
