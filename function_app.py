@@ -6,9 +6,10 @@ from shared.accounts.triggers import bp as accounts
 from shared.bookings.triggers import bp as bookings
 from shared.health.triggers import bp as health
 from shared.mentors.triggers import bp as mentors
+from shared.reviews.triggers import bp as reviews
 from shared.uiconfig.triggers import bp as ui_config
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health, ui_config, accounts, mentors, bookings):
+for blueprint in (health, ui_config, accounts, mentors, bookings, reviews):
     app.register_functions(blueprint)

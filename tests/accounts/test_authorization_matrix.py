@@ -45,6 +45,8 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "reschedule_booking": "signed-in",
     "cancel_booking": "signed-in",
     "update_booking_status": frozenset({"mentor", "admin"}),
+    "create_review": frozenset({"student"}),
+    "list_mentor_reviews": "anyone",
 }
 CALLERS = ("anonymous", "student", "mentor", "admin")
 AUTH_CODES = {"missing_token", "invalid_token", "forbidden"}

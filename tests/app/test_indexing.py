@@ -152,6 +152,18 @@ EXPECTED_FUNCTIONS = {
         "authLevel": "ANONYMOUS",
     },
     "expire_stale_holds": {"trigger": "timerTrigger", "route": None, "methods": None, "authLevel": None},
+    "create_review": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}/review",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "list_mentor_reviews": {
+        "trigger": "httpTrigger",
+        "route": "mentors/{id:guid}/reviews",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
 }
 
 
