@@ -7,9 +7,10 @@ from shared.bookings.triggers import bp as bookings
 from shared.health.triggers import bp as health
 from shared.mentors.triggers import bp as mentors
 from shared.reviews.triggers import bp as reviews
+from shared.stats.triggers import bp as stats
 from shared.uiconfig.triggers import bp as ui_config
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health, ui_config, accounts, mentors, bookings, reviews):
+for blueprint in (health, ui_config, accounts, mentors, bookings, reviews, stats):
     app.register_functions(blueprint)

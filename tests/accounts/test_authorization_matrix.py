@@ -47,6 +47,8 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "update_booking_status": frozenset({"mentor", "admin"}),
     "create_review": frozenset({"student"}),
     "list_mentor_reviews": "anyone",
+    "get_student_stats": frozenset({"student"}),
+    "get_mentor_stats": frozenset({"mentor"}),
 }
 CALLERS = ("anonymous", "student", "mentor", "admin")
 AUTH_CODES = {"missing_token", "invalid_token", "forbidden"}

@@ -164,6 +164,18 @@ EXPECTED_FUNCTIONS = {
         "methods": ["GET"],
         "authLevel": "ANONYMOUS",
     },
+    "get_student_stats": {
+        "trigger": "httpTrigger",
+        "route": "students/me/stats",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "get_mentor_stats": {
+        "trigger": "httpTrigger",
+        "route": "mentors/me/stats",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
 }
 
 

@@ -1,0 +1,92 @@
+"""The participants' stats, each one statement over the participant's bookings: one pass over the
+participant's range of bookings_student_id_scheduled_at_idx / bookings_mentor_id_scheduled_at_idx."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from shared.db.database import Connection
+from shared.stats.models import CurrencyTotal, MentorStats, StudentStats
+
+# $1 is the participant, $2 is `now`. The inner query groups by currency; the outer one folds the
+# groups into one row (counts and hours over all currencies, money as a list per currency).
+
+# Spend: what the student paid and keeps paid: confirmed, completed and no-show bookings, at their
+# snapshotted price less the refund their policy granted.
+STUDENT_STATS = """
+WITH g AS (
+    SELECT currency,
+           count(*) FILTER (WHERE status = 'completed') AS sessions_completed,
+           count(*) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2) AS upcoming,
+           sum(ends_at - scheduled_at) FILTER (WHERE status = 'completed') AS time_completed,
+           count(*) FILTER (WHERE status IN ('confirmed', 'completed', 'no_show')) AS counted,
+           sum(price_minor - coalesce(refund_due_minor, 0))
+               FILTER (WHERE status IN ('confirmed', 'completed', 'no_show')) AS amount_minor
+    FROM bookings
+    WHERE student_id = $1
+    GROUP BY currency
+)
+SELECT coalesce(sum(g.sessions_completed), 0)::bigint AS sessions_completed,
+       coalesce(sum(g.upcoming), 0)::bigint AS upcoming,
+       round(coalesce(extract(epoch FROM sum(g.time_completed)), 0) / 3600, 2) AS hours_completed,
+       coalesce(jsonb_agg(jsonb_build_object('currency', g.currency, 'amount_minor', g.amount_minor)
+                          ORDER BY g.currency) FILTER (WHERE g.counted > 0), '[]') AS money
+FROM g
+"""
+
+# Earnings: completed bookings and those the student missed, each at its snapshotted price less the
+# commission price * bps / 10000 rounded half up to a minor unit (integer arithmetic, no floats).
+MENTOR_STATS = """
+WITH g AS (
+    SELECT currency,
+           count(*) FILTER (WHERE status = 'completed') AS sessions_completed,
+           count(*) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2) AS upcoming,
+           sum(ends_at - scheduled_at) FILTER (WHERE status = 'completed') AS time_completed,
+           count(*) FILTER (WHERE status = 'completed' OR (status = 'no_show' AND no_show_party = 'student'))
+               AS counted,
+           sum(price_minor - (price_minor * commission_bps + 5000) / 10000)
+               FILTER (WHERE status = 'completed' OR (status = 'no_show' AND no_show_party = 'student'))
+               AS amount_minor
+    FROM bookings
+    WHERE mentor_id = $1
+    GROUP BY currency
+)
+SELECT m.rating, m.rating_count,
+       coalesce(sum(g.sessions_completed), 0)::bigint AS sessions_completed,
+       coalesce(sum(g.upcoming), 0)::bigint AS upcoming,
+       round(coalesce(extract(epoch FROM sum(g.time_completed)), 0) / 3600, 2) AS hours_completed,
+       coalesce(jsonb_agg(jsonb_build_object('currency', g.currency, 'amount_minor', g.amount_minor)
+                          ORDER BY g.currency) FILTER (WHERE g.counted > 0), '[]') AS money
+FROM mentors m LEFT JOIN g ON true
+WHERE m.id = $1
+GROUP BY m.id
+"""
+
+
+async def student_stats(conn: Connection, student_id: uuid.UUID, now: datetime) -> StudentStats:
+    row = await conn.fetchrow(STUDENT_STATS, student_id, now)
+    assert row is not None  # an aggregate without GROUP BY always returns its row
+    return StudentStats(
+        as_of=now,
+        sessions_completed=row["sessions_completed"],
+        upcoming=row["upcoming"],
+        hours_completed=float(row["hours_completed"]),
+        spend=[CurrencyTotal.model_validate(m) for m in row["money"]],
+    )
+
+
+async def mentor_stats(conn: Connection, mentor_id: uuid.UUID, now: datetime) -> MentorStats | None:
+    """None when the user has no mentor profile."""
+    row = await conn.fetchrow(MENTOR_STATS, mentor_id, now)
+    if row is None:
+        return None
+    return MentorStats(
+        as_of=now,
+        sessions_completed=row["sessions_completed"],
+        upcoming=row["upcoming"],
+        hours_completed=float(row["hours_completed"]),
+        earnings=[CurrencyTotal.model_validate(m) for m in row["money"]],
+        rating=float(row["rating"]),
+        rating_count=row["rating_count"],
+    )
