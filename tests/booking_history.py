@@ -11,13 +11,14 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
 
 from shared.auth.tokens import issue_access_token
+from shared.bookings.policy import Policy
 from shared.config import get_settings
 
 
@@ -63,10 +64,21 @@ def is_problem(reply: Reply, status: int, code: str) -> bool:
 
 INSERT_BOOKING = """
 INSERT INTO bookings (student_id, mentor_id, scheduled_at, ends_at, status, price_minor, currency, commission_bps,
-                      policy, cancelled_at, cancelled_by_role, refund_due_minor, no_show_party)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '{}'::jsonb, $9, $10, $11, $12)
+                      policy, hold_expires_at, cancelled_at, cancelled_by, cancelled_by_role, refund_due_minor,
+                      no_show_party)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
 RETURNING id
 """
+
+
+def policy(commission_bps: int) -> Policy:
+    return Policy(
+        commission_bps=commission_bps,
+        full_refund_cutoff_hours=24,
+        late_cancel_refund_percent=50,
+        reschedule_cutoff_hours=24,
+        hold_minutes=15,
+    )
 
 
 class History:
@@ -122,6 +134,7 @@ class History:
         """A booking row as the bookings feature would leave it in `status` (cancelled ones carry who
         and when; a no-show names its party, the student unless told otherwise)."""
         cancelled = status == "cancelled"
+        now = datetime.now(UTC)
         if status == "no_show" and no_show_party is None:
             no_show_party = "student"
         booking_id: uuid.UUID = await self.conn.fetchval(
@@ -134,7 +147,10 @@ class History:
             price_minor,
             currency,
             commission_bps,
-            start - timedelta(days=1) if cancelled else None,
+            json.dumps(policy(commission_bps).snapshot()),
+            now + timedelta(minutes=15) if status == "pending_payment" else None,
+            now if cancelled else None,
+            student.id if cancelled else None,
             "student" if cancelled else None,
             refund_due_minor,
             no_show_party,

@@ -16,18 +16,14 @@ import uuid
 from datetime import datetime
 
 from shared.bookings.caching import invalidate_participants
+from shared.bookings.service import BookingNotFound
 from shared.cache.cache import Cache
 from shared.db.database import Database
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, ValidationFailed
 from shared.mentors import repository as mentors_repository
 from shared.mentors.service import MentorNotFound, invalidate_mentor_list
 from shared.reviews import repository
 from shared.reviews.models import Review, ReviewCreate, ReviewQuery, ReviewsPage
-
-
-class BookingNotFound(NotFound):
-    code = "booking_not_found"
-    title = "No such booking"
 
 
 class BookingNotCompleted(Conflict):
