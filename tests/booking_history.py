@@ -1,6 +1,6 @@
-"""Helpers for tests that need bookings before the bookings routes exist in the test: users, mentor
-profiles and bookings inserted directly with SQL, an HTTP client for the app served by devhost, and
-access tokens from the accounts feature's own issuer.
+"""Bookings written straight into the database, for tests that need a booking in a given status
+without going through the bookings routes: one INSERT for every test, and a `History` that seeds
+users, listed mentors, bookings and reviews on one connection.
 
 Imported by name from the tests/ folder (which pytest puts on sys.path for tests/conftest.py).
 """
@@ -8,59 +8,16 @@ Imported by name from the tests/ folder (which pytest puts on sys.path for tests
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import asyncpg
+from api_support import Client, Reply, User, insert_user, is_problem
 
-from shared.auth.tokens import issue_access_token
 from shared.bookings.policy import Policy
-from shared.config import get_settings
 
-
-@dataclass
-class User:
-    id: uuid.UUID
-    role: str
-    token: str
-    name: str
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Client:
-    http: aiohttp.ClientSession
-    base: str
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, user: User | None = None, raw: bytes | None = None
-    ) -> Reply:
-        headers = {"Content-Type": "application/json"}
-        if user is not None:
-            headers["Authorization"] = f"Bearer {user.token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        async with self.http.request(method, f"{self.base}/api/{path}", data=data, headers=headers) as response:
-            content = await response.read()
-            return Reply(response.status, dict(response.headers), json.loads(content) if content else None)
-
-
-def is_problem(reply: Reply, status: int, code: str) -> bool:
-    return (
-        reply.status == status
-        and reply.headers["Content-Type"].startswith("application/problem+json")
-        and reply.body["code"] == code
-    )
-
+__all__ = ["INSERT_BOOKING", "Client", "History", "Reply", "User", "insert_booking", "is_problem", "policy"]
 
 INSERT_BOOKING = """
 INSERT INTO bookings (student_id, mentor_id, scheduled_at, ends_at, status, price_minor, currency, commission_bps,
@@ -81,6 +38,48 @@ def policy(commission_bps: int) -> Policy:
     )
 
 
+async def insert_booking(
+    conn: asyncpg.Connection[Any],
+    *,
+    student: User,
+    mentor: User,
+    start: datetime,
+    status: str,
+    policy: Policy,
+    minutes: int = 60,
+    price_minor: int,
+    currency: str = "INR",
+    refund_due_minor: int | None = None,
+    no_show_party: str | None = None,
+) -> uuid.UUID:
+    """A booking row as the bookings feature would leave it in `status`, carrying `policy` as its
+    snapshot: a held one holds for the policy's minutes, a cancelled one says the student cancelled
+    it now, and a no-show names its party (the student unless told otherwise)."""
+    cancelled = status == "cancelled"
+    now = datetime.now(UTC)
+    if status == "no_show" and no_show_party is None:
+        no_show_party = "student"
+    booking_id: uuid.UUID = await conn.fetchval(
+        INSERT_BOOKING,
+        student.id,
+        mentor.id,
+        start,
+        start + timedelta(minutes=minutes),
+        status,
+        price_minor,
+        currency,
+        policy.commission_bps,
+        json.dumps(policy.snapshot()),
+        now + timedelta(minutes=policy.hold_minutes) if status == "pending_payment" else None,
+        now if cancelled else None,
+        student.id if cancelled else None,
+        "student" if cancelled else None,
+        refund_due_minor,
+        no_show_party,
+    )
+    return booking_id
+
+
 class History:
     """Writes users, mentor profiles and bookings with SQL, as a seeded history."""
 
@@ -88,23 +87,7 @@ class History:
         self.conn = conn
 
     async def user(self, role: str, name: str | None = None) -> User:
-        name = name or f"{role.title()} {uuid.uuid4().hex[:4]}"
-        user_id = await self.conn.fetchval(
-            "INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, $3, 'unused') RETURNING id",
-            f"{uuid.uuid4().hex[:12]}@example.com",
-            name,
-            role,
-        )
-        token = issue_access_token(
-            get_settings().signing_key(),
-            user_id=user_id,
-            role=role,
-            version=1,
-            session_id=uuid.uuid4(),
-            now=int(time.time()),
-            ttl_s=900,
-        )
-        return User(user_id, role, token, name)
+        return await insert_user(self.conn, role, name)
 
     async def mentor(self, *, skill: str = "python") -> User:
         """A mentor-role user with a listed profile."""
@@ -131,31 +114,20 @@ class History:
         refund_due_minor: int | None = None,
         no_show_party: str | None = None,
     ) -> uuid.UUID:
-        """A booking row as the bookings feature would leave it in `status` (cancelled ones carry who
-        and when; a no-show names its party, the student unless told otherwise)."""
-        cancelled = status == "cancelled"
-        now = datetime.now(UTC)
-        if status == "no_show" and no_show_party is None:
-            no_show_party = "student"
-        booking_id: uuid.UUID = await self.conn.fetchval(
-            INSERT_BOOKING,
-            student.id,
-            mentor.id,
-            start,
-            start + timedelta(minutes=minutes),
-            status,
-            price_minor,
-            currency,
-            commission_bps,
-            json.dumps(policy(commission_bps).snapshot()),
-            now + timedelta(minutes=15) if status == "pending_payment" else None,
-            now if cancelled else None,
-            student.id if cancelled else None,
-            "student" if cancelled else None,
-            refund_due_minor,
-            no_show_party,
+        """A booking in `status` under the default policy with `commission_bps` (see insert_booking)."""
+        return await insert_booking(
+            self.conn,
+            student=student,
+            mentor=mentor,
+            start=start,
+            status=status,
+            policy=policy(commission_bps),
+            minutes=minutes,
+            price_minor=price_minor,
+            currency=currency,
+            refund_due_minor=refund_due_minor,
+            no_show_party=no_show_party,
         )
-        return booking_id
 
     async def review(self, booking_id: uuid.UUID, *, rating: int, created_at: datetime, text: str = "") -> uuid.UUID:
         """A review of a booking, written at `created_at` (the booking's parties are copied from it)."""

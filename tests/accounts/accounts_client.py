@@ -8,13 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
+from api_support import Reply
 
 
 @dataclass

@@ -1,22 +1,33 @@
-"""Helpers for the bookings tests: an HTTP client, users with tokens, mentors with open hours, and
-bookings seeded straight into the database in any status."""
+"""Helpers for the bookings tests: their policy and rate, mentors with open hours, slot times, and
+bookings seeded straight into the database in any status.
+
+The client, users and problem check are tests/api_support.py's, and the booking row is written by
+tests/booking_history.py; they are re-exported here so the bookings tests import from one place.
+"""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import aiohttp
 import asyncpg
+from api_support import Client, Reply, User, insert_user, is_problem
+from booking_history import insert_booking
 
-from shared.auth.principal import Principal
-from shared.auth.tokens import issue_access_token
 from shared.bookings.policy import Policy
-from shared.config import get_settings
+
+__all__ = [
+    "POLICY",
+    "RATE_MINOR",
+    "Client",
+    "Reply",
+    "User",
+    "insert_mentor",
+    "insert_user",
+    "is_problem",
+    "seed_booking",
+    "slot",
+]
 
 POLICY = Policy(
     commission_bps=1500,
@@ -26,74 +37,6 @@ POLICY = Policy(
     hold_minutes=15,
 )
 RATE_MINOR = 150_000  # per hour, INR paise
-
-
-@dataclass
-class User:
-    id: uuid.UUID
-    role: str
-    token: str
-
-    @property
-    def principal(self) -> Principal:
-        return Principal(self.id, self.role, uuid.uuid4())
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Client:
-    http: aiohttp.ClientSession
-    base: str
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        user: User | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        if user is not None:
-            sent["Authorization"] = f"Bearer {user.token}"
-        data = None if body is None else json.dumps(body).encode()
-        async with self.http.request(method, f"{self.base}/api/{path}", data=data, headers=sent) as response:
-            content = await response.read()
-            return Reply(response.status, dict(response.headers), json.loads(content) if content else None)
-
-
-def is_problem(reply: Reply, status: int, code: str) -> bool:
-    return (
-        reply.status == status
-        and reply.headers.get("Content-Type", "").startswith("application/problem+json")
-        and reply.body["code"] == code
-    )
-
-
-async def insert_user(conn: asyncpg.Connection, role: str) -> User:
-    user_id = await conn.fetchval(
-        "INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, $3, 'unused') RETURNING id",
-        f"{uuid.uuid4().hex[:12]}@example.com",
-        f"{role.title()} {uuid.uuid4().hex[:4]}",
-        role,
-    )
-    token = issue_access_token(
-        get_settings().signing_key(),
-        user_id=user_id,
-        role=role,
-        version=1,
-        session_id=uuid.uuid4(),
-        now=int(time.time()),
-        ttl_s=900,
-    )
-    return User(user_id, role, token)
 
 
 async def insert_mentor(
@@ -140,25 +83,15 @@ async def seed_booking(
     price_minor: int = RATE_MINOR,
     policy: Policy = POLICY,
 ) -> uuid.UUID:
-    """A booking in `status`, written directly (the state-machine tests need every status)."""
-    cancelled = status == "cancelled"
-    booking_id: uuid.UUID = await conn.fetchval(
-        """INSERT INTO bookings (student_id, mentor_id, scheduled_at, ends_at, status, price_minor, currency,
-                                 commission_bps, policy, hold_expires_at, no_show_party, cancelled_at,
-                                 cancelled_by, cancelled_by_role)
-           VALUES ($1, $2, $3, $4, $5, $6, 'INR', $7, $8::jsonb, $9, $10, $11, $12, $13) RETURNING id""",
-        student.id,
-        mentor.id,
-        start,
-        start + timedelta(minutes=minutes),
-        status,
-        price_minor,
-        policy.commission_bps,
-        json.dumps(policy.snapshot()),
-        datetime.now(UTC) + timedelta(minutes=policy.hold_minutes) if status == "pending_payment" else None,
-        "student" if status == "no_show" else None,
-        datetime.now(UTC) if cancelled else None,
-        student.id if cancelled else None,
-        "student" if cancelled else None,
+    """A booking in `status` at the bookings tests' rate and policy (the state-machine tests need
+    every status)."""
+    return await insert_booking(
+        conn,
+        student=student,
+        mentor=mentor,
+        start=start,
+        status=status,
+        policy=policy,
+        minutes=minutes,
+        price_minor=price_minor,
     )
-    return booking_id
