@@ -1,17 +1,31 @@
-"""Test session wiring: private services (devhost.pytest_plugin) and the app's settings."""
+"""Test session wiring: private services (devhost.pytest_plugin), the app's settings, and the app
+served by devhost over HTTP with users to call it (the types are in tests/api_support.py).
+
+A folder's conftest.py or a test module overrides a fixture here by defining one of the same name
+(tests/accounts drive the app through registration with their own `api`).
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from api_support import Client, User, insert_user
+from booking_history import History
 
+from devhost.testing import HostThread
 from shared.config import get_settings
+from shared.resources import close_resources
 
 pytest_plugins = ["devhost.pytest_plugin"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +53,41 @@ async def empty_database_url(database_url: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="module")
+def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
+    """The app (function_app.py) served by devhost for one test module."""
+    with HostThread(ROOT) as host:
+        yield host
+        host.call(close_resources())
+
+
+@pytest.fixture
+async def api(app_host: HostThread) -> AsyncIterator[Client]:
+    connector = aiohttp.TCPConnector(limit=0)  # the concurrency tests open a connection per request
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        yield Client(http, app_host.url)
+
+
+@pytest.fixture
+async def db(database_url: str, app_settings: dict[str, str]) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A connection to the app's database, for seeding rows and reading them back."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def make_user(db: asyncpg.Connection[Any]) -> Callable[[str], Awaitable[User]]:
+    """Insert a user in a role, with an access token."""
+
+    async def make(role: str) -> User:
+        return await insert_user(db, role)
+
+    return make
+
+
+@pytest.fixture
+def history(db: asyncpg.Connection[Any]) -> History:
+    return History(db)

@@ -1,10 +1,10 @@
-"""The app served by devhost over real HTTP for the accounts tests, and an admin to drive it."""
+"""The accounts tests drive the app (tests/conftest.py's `app_host`) through registration and login,
+so their `api` is accounts_client.Api, sending from a fresh client IP per test; and an admin."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -12,16 +12,6 @@ import pytest
 from accounts_client import Api, new_ip
 
 from devhost.testing import HostThread
-from shared.resources import close_resources
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
-    with HostThread(ROOT) as host:
-        yield host
-        host.call(close_resources())
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,16 +13,6 @@ import pytest
 from devhost.services import Stack
 from devhost.testing import HostThread
 from shared.health.service import CheckResult, HealthReport, check_health
-from shared.resources import close_resources
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
-    with HostThread(ROOT) as host:
-        yield host
-        host.call(close_resources())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import Client, User
+from api_support import Client, User
 from test_mentors_api import new_mentor
 
 from devhost.testing import HostThread

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import Client, User
+from api_support import Client, User
 
 MakeUser = Callable[[str], Awaitable[User]]
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Client, User
+from api_support import Client, User
 from test_mentors_api import is_problem, new_mentor
 
 MakeUser = Callable[[str], Awaitable[User]]
