@@ -4,19 +4,11 @@ the stats read right after, and a booking completed through its route can then b
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from booking_history import Client, History, User
+from booking_history import Client, History
+from stats_helpers import read_stats
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-async def stats(api: Client, user: User) -> dict[str, Any]:
-    path = "students/me/stats" if user.role == "student" else "mentors/me/stats"
-    reply = await api.call("GET", path, user=user)
-    assert reply.status == 200, reply.body
-    body: dict[str, Any] = reply.body
-    return body
 
 
 async def test_completing_through_the_status_route_shows_in_both_participants_stats(
@@ -24,13 +16,13 @@ async def test_completing_through_the_status_route_shows_in_both_participants_st
 ) -> None:
     student, mentor = await history.user("student"), await history.mentor()
     booking = await history.booking(student, mentor, status="confirmed", start=NOW - timedelta(hours=2), minutes=90)
-    student_before, mentor_before = await stats(api, student), await stats(api, mentor)
+    student_before, mentor_before = await read_stats(api, student), await read_stats(api, mentor)
     assert student_before["sessions_completed"] == 0 and mentor_before["earnings"] == []
 
     reply = await api.call("PATCH", f"bookings/{booking}/status", {"status": "completed"}, user=mentor)
     assert reply.status == 200, reply.body
 
-    student_after, mentor_after = await stats(api, student), await stats(api, mentor)
+    student_after, mentor_after = await read_stats(api, student), await read_stats(api, mentor)
     assert (student_after["sessions_completed"], student_after["hours_completed"]) == (1, 1.5)
     assert student_after["spend"] == student_before["spend"] == [{"currency": "INR", "amount_minor": 100_000}]
     assert (mentor_after["sessions_completed"], mentor_after["hours_completed"]) == (1, 1.5)
@@ -38,7 +30,7 @@ async def test_completing_through_the_status_route_shows_in_both_participants_st
 
     review = await api.call("POST", f"bookings/{booking}/review", {"rating": 5, "text": "Thanks"}, user=student)
     assert review.status == 201, review.body
-    assert (await stats(api, mentor))["rating_count"] == 1
+    assert (await read_stats(api, mentor))["rating_count"] == 1
 
 
 async def test_cancelling_through_the_cancel_route_shows_in_both_participants_stats(
@@ -46,7 +38,7 @@ async def test_cancelling_through_the_cancel_route_shows_in_both_participants_st
 ) -> None:
     student, mentor = await history.user("student"), await history.mentor()
     booking = await history.booking(student, mentor, status="confirmed", start=NOW + timedelta(days=5))
-    student_before, mentor_before = await stats(api, student), await stats(api, mentor)
+    student_before, mentor_before = await read_stats(api, student), await read_stats(api, mentor)
     assert student_before["upcoming"] == 1 and mentor_before["upcoming"] == 1
     assert student_before["spend"] == [{"currency": "INR", "amount_minor": 100_000}]
 
@@ -54,6 +46,6 @@ async def test_cancelling_through_the_cancel_route_shows_in_both_participants_st
     assert reply.status == 200, reply.body
     assert reply.body["refund_due_minor"] == 100_000  # days before the start: a full refund
 
-    student_after, mentor_after = await stats(api, student), await stats(api, mentor)
+    student_after, mentor_after = await read_stats(api, student), await read_stats(api, mentor)
     assert student_after["upcoming"] == 0 and student_after["spend"] == []
     assert mentor_after["upcoming"] == 0

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from booking_history import Client, History, User, is_problem
+from stats_helpers import read_stats
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -18,10 +19,8 @@ def days(n: int) -> datetime:
 
 
 async def stats(api: Client, user: User) -> dict[str, Any]:
-    path = "students/me/stats" if user.role == "student" else "mentors/me/stats"
-    reply = await api.call("GET", path, user=user)
-    assert reply.status == 200, reply.body
-    body: dict[str, Any] = reply.body
+    """The caller's stats without `as_of`, which must be the time of the read."""
+    body = await read_stats(api, user)
     assert datetime.fromisoformat(body.pop("as_of")) >= NOW
     return body
 
