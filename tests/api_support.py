@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,10 @@ class User:
     def principal(self) -> Principal:
         """The user as the service layer sees a caller, for tests that call use cases directly."""
         return Principal(self.id, self.role, uuid.uuid4())
+
+
+MakeUser = Callable[[str], Awaitable[User]]
+"""The `make_user` fixture: insert a user in a role, with an access token."""
 
 
 @dataclass

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-from api_support import Client, User, insert_user
+from api_support import Client, MakeUser, User, insert_user
 from booking_history import History
 
 from devhost.testing import HostThread
@@ -79,7 +79,7 @@ async def db(database_url: str, app_settings: dict[str, str]) -> AsyncIterator[a
 
 
 @pytest.fixture
-def make_user(db: asyncpg.Connection[Any]) -> Callable[[str], Awaitable[User]]:
+def make_user(db: asyncpg.Connection[Any]) -> MakeUser:
     """Insert a user in a role, with an access token."""
 
     async def make(role: str) -> User:

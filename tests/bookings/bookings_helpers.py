@@ -8,10 +8,11 @@ tests/booking_history.py; they are re-exported here so the bookings tests import
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from api_support import Client, Reply, User, insert_user, is_problem
+from api_support import Client, MakeUser, Reply, User, insert_user, is_problem
 from booking_history import insert_booking
 
 from shared.bookings.policy import Policy
@@ -20,6 +21,8 @@ __all__ = [
     "POLICY",
     "RATE_MINOR",
     "Client",
+    "MakeMentor",
+    "MakeUser",
     "Reply",
     "User",
     "insert_mentor",
@@ -37,6 +40,9 @@ POLICY = Policy(
     hold_minutes=15,
 )
 RATE_MINOR = 150_000  # per hour, INR paise
+
+MakeMentor = Callable[..., Awaitable[User]]
+"""The `make_mentor` fixture: insert_mentor's options in, a listed mentor with a token out."""
 
 
 async def insert_mentor(

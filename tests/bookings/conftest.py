@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from bookings_helpers import User, insert_mentor
+from bookings_helpers import MakeMentor, User, insert_mentor
 
 from shared import resources
 from shared.cache.cache import Cache
@@ -17,7 +17,7 @@ from shared.resources import close_resources
 
 
 @pytest.fixture
-def make_mentor(db: asyncpg.Connection[Any]) -> Callable[..., Awaitable[User]]:
+def make_mentor(db: asyncpg.Connection[Any]) -> MakeMentor:
     async def make(**options: int) -> User:
         return await insert_mentor(db, **options)
 

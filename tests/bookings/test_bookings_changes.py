@@ -3,12 +3,11 @@ booking's own policy snapshot, and the snapshot surviving a change of the mentor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from bookings_helpers import POLICY, RATE_MINOR, Client, User, is_problem, seed_booking, slot
+from bookings_helpers import POLICY, RATE_MINOR, Client, MakeMentor, MakeUser, User, is_problem, seed_booking, slot
 
 from shared.bookings import service
 from shared.bookings.models import Booking, BookingCreate, RescheduleRequest, StatusUpdate
@@ -18,8 +17,6 @@ from shared.bookings.states import InvalidTransition
 from shared.cache.cache import Cache
 from shared.db.database import Database
 
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 TICK = timedelta(microseconds=1)
 HALF_REFUND = Policy(**{**POLICY.snapshot(), "late_cancel_refund_percent": 50})
 

@@ -6,20 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from bookings_helpers import POLICY, Client, User, insert_user, is_problem, seed_booking, slot
+from bookings_helpers import POLICY, Client, MakeMentor, MakeUser, User, insert_user, is_problem, seed_booking, slot
 
 from shared.bookings import service
 from shared.bookings.models import BookingCreate
 from shared.cache.cache import Cache
 from shared.db.database import Database
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 
 def request(mentor: User, start: datetime, length: int = 60, **extra: Any) -> dict[str, Any]:

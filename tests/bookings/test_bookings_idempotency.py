@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from bookings_helpers import Client, User, is_problem, slot
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
+from bookings_helpers import Client, MakeMentor, MakeUser, User, is_problem, slot
 
 
 def body(mentor: User, days: int, hour: int, **extra: Any) -> dict[str, Any]:

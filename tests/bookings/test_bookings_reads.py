@@ -3,21 +3,17 @@ pages, and cached lists that are never stale after a change."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
-from bookings_helpers import Client, User, is_problem, seed_booking, slot
+from bookings_helpers import Client, MakeMentor, MakeUser, User, is_problem, seed_booking, slot
 
 from shared.bookings import service
 from shared.bookings.models import StatusUpdate
 from shared.cache.cache import Cache
 from shared.db.database import Database
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 
 async def listing(api: Client, user: User, **params: Any) -> Any:

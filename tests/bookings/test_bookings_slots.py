@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import asyncpg
-from bookings_helpers import Client, User, seed_booking, slot
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
+from bookings_helpers import Client, MakeMentor, MakeUser, User, seed_booking, slot
 
 
 async def slot_starts(api: Client, mentor: User, days: int, length: int) -> list[datetime]:

@@ -4,12 +4,11 @@ admin, and the payment orchestration's confirm/expire (idempotent, state-machine
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from bookings_helpers import Client, User, is_problem, seed_booking, slot
+from bookings_helpers import Client, MakeMentor, MakeUser, is_problem, seed_booking, slot
 
 from shared.bookings import service
 from shared.bookings.states import (
@@ -21,9 +20,6 @@ from shared.bookings.states import (
 )
 from shared.cache.cache import Cache
 from shared.db.database import Database
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 # Written out by hand (not derived from the code): who may make each allowed transition.
 EXPECTED = {

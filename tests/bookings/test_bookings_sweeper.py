@@ -4,13 +4,13 @@ ended (the payment orchestration's backstop) and forgets Idempotency-Keys past t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
-from bookings_helpers import Client, User, seed_booking, slot
+from bookings_helpers import Client, MakeMentor, MakeUser, seed_booking, slot
 
 from devhost.clock import VirtualClock
 from devhost.host import builtin_service_factories
@@ -19,8 +19,6 @@ from devhost.timers import TimerScheduler
 from shared.resources import close_resources
 
 ROOT = Path(__file__).resolve().parents[2]
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from api_support import Client, User
+from api_support import Client, MakeUser, User
 from test_mentors_api import new_mentor
 
 from devhost.testing import HostThread
 from shared import resources
 from shared.mentors import repository, service
-
-MakeUser = Callable[[str], Awaitable[User]]
 
 
 def unique_skill() -> str:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from api_support import Client, User
-
-MakeUser = Callable[[str], Awaitable[User]]
+from api_support import Client, MakeUser, User
 
 
 def profile(**overrides: Any) -> dict[str, Any]:

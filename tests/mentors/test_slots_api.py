@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_support import Client, User
+from api_support import Client, MakeUser, User
 from test_mentors_api import is_problem, new_mentor
 
-MakeUser = Callable[[str], Awaitable[User]]
 NEW_YORK = ZoneInfo("America/New_York")
 
 
