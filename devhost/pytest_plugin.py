@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from secrets import token_hex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -32,9 +32,12 @@ import redis
 from devhost.services import Stack, start_stack
 
 if TYPE_CHECKING:
+    from devhost.fakes.base import FakeProvider
     from devhost.fakes.razorpay import FakeRazorpay
     from devhost.fakes.receiver import WebhookReceiver
     from devhost.fakes.stripe import FakeStripe
+
+FakeT = TypeVar("FakeT", bound="FakeProvider")
 
 
 @pytest.fixture(scope="session")
@@ -116,22 +119,23 @@ def fake_stripe_server() -> Iterator[FakeStripe]:
         yield fake
 
 
+def reset_around_a_test(fake: FakeT, name: str) -> Iterator[FakeT]:
+    """`fake` reset before and after the test; a 500 the fake answered (its own bug) fails the test."""
+    fake.reset()
+    yield fake
+    errors = list(fake.internal_errors)
+    fake.reset()
+    assert not errors, f"the fake {name} itself failed (answered 500): {errors!r}"
+
+
 @pytest.fixture
 def fake_razorpay(fake_razorpay_server: FakeRazorpay) -> Iterator[FakeRazorpay]:
-    fake_razorpay_server.reset()
-    yield fake_razorpay_server
-    errors = list(fake_razorpay_server.internal_errors)
-    fake_razorpay_server.reset()
-    assert not errors, f"the fake razorpay itself failed (answered 500): {errors!r}"
+    yield from reset_around_a_test(fake_razorpay_server, "razorpay")
 
 
 @pytest.fixture
 def fake_stripe(fake_stripe_server: FakeStripe) -> Iterator[FakeStripe]:
-    fake_stripe_server.reset()
-    yield fake_stripe_server
-    errors = list(fake_stripe_server.internal_errors)
-    fake_stripe_server.reset()
-    assert not errors, f"the fake stripe itself failed (answered 500): {errors!r}"
+    yield from reset_around_a_test(fake_stripe_server, "stripe")
 
 
 @pytest.fixture
