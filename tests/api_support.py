@@ -1,4 +1,4 @@
-"""The HTTP side of the route tests: a client for the app served by devhost, its replies, and users
+"""The HTTP side of the route tests: the app served by devhost, a client for it, its replies, and users
 inserted directly with access tokens from the accounts feature's own issuer (so tests do not pay
 for registration and bcrypt on every user).
 
@@ -11,16 +11,29 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 
+from devhost.testing import HostThread
 from shared.auth.principal import Principal
 from shared.auth.tokens import issue_access_token
 from shared.config import get_settings
+from shared.resources import close_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def serve_app(**host_options: Any) -> Iterator[HostThread]:
+    """The app (function_app.py) on devhost, for a module-scoped `app_host` fixture to yield from;
+    `host_options` go to HostThread (e.g. a clock, or services=builtin_service_factories())."""
+    with HostThread(ROOT, **host_options) as host:
+        yield host
+        host.call(close_resources())
 
 
 @dataclass

@@ -10,22 +10,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-from api_support import Client, MakeUser, User, insert_user
+from api_support import Client, MakeUser, User, insert_user, serve_app
 from booking_history import History
 
 from devhost.testing import HostThread
 from shared.config import get_settings
-from shared.resources import close_resources
 
 pytest_plugins = ["devhost.pytest_plugin"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +54,7 @@ async def empty_database_url(database_url: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
     """The app (function_app.py) served by devhost for one test module."""
-    with HostThread(ROOT) as host:
-        yield host
-        host.call(close_resources())
+    yield from serve_app()
 
 
 @pytest.fixture

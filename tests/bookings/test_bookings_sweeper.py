@@ -6,27 +6,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
+from api_support import serve_app
 from bookings_helpers import Client, MakeMentor, MakeUser, seed_booking, slot
 
 from devhost.clock import VirtualClock
 from devhost.host import builtin_service_factories
 from devhost.testing import HostThread
 from devhost.timers import TimerScheduler
-from shared.resources import close_resources
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
     """The app with its timer listeners running on a virtual clock."""
-    with HostThread(ROOT, clock=VirtualClock(), services=builtin_service_factories()) as host:
-        yield host
-        host.call(close_resources())
+    yield from serve_app(clock=VirtualClock(), services=builtin_service_factories())
 
 
 async def test_the_sweeper_expires_stale_holds_every_minute(
