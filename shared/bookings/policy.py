@@ -52,17 +52,32 @@ class Policy(BaseModel):
         return now <= start - timedelta(hours=self.reschedule_cutoff_hours)
 
     def cancellation_refund(
-        self, price_minor: int, *, paid: bool, cancelled_by: CancelledBy, start: datetime, now: datetime
+        self,
+        price_minor: int,
+        *,
+        paid: bool,
+        cancelled_by: CancelledBy,
+        start: datetime,
+        now: datetime,
+        time_set_by_other_party: bool = False,
     ) -> int:
         """The refund due when the booking is cancelled by `cancelled_by` at `now`.
 
         Nothing was paid while a booking awaits payment, so nothing is due. A mentor or admin
         cancellation refunds in full. A student gets a full refund up to and including start -
-        cutoff and the late percent after it, rounded down to the minor unit.
+        cutoff and the late percent after it, rounded down to the minor unit, except when the
+        booking's current time was set by somebody else (`time_set_by_other_party`: its latest
+        reschedule was made by the mentor or an admin): the student never agreed to that time, so
+        a mentor cannot move a session into the student's late window and keep the money; the
+        refund is then in full whenever the student cancels (before the start; see states.py).
         """
         if not paid:
             return 0
-        if cancelled_by != "student" or now <= start - timedelta(hours=self.full_refund_cutoff_hours):
+        if (
+            cancelled_by != "student"
+            or time_set_by_other_party
+            or now <= start - timedelta(hours=self.full_refund_cutoff_hours)
+        ):
             return price_minor
         return price_minor * self.late_cancel_refund_percent // 100
 

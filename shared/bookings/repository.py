@@ -243,6 +243,17 @@ async def move_booking(
     return booking_from_row(row)
 
 
+SELECT_LAST_RESCHEDULED_BY = """
+SELECT rescheduled_by FROM booking_reschedules WHERE booking_id = $1 ORDER BY id DESC LIMIT 1
+"""
+
+
+async def fetch_last_rescheduled_by(conn: Connection, booking_id: uuid.UUID) -> uuid.UUID | None:
+    """Who made the booking's latest reschedule, None if it was never moved."""
+    by: uuid.UUID | None = await conn.fetchval(SELECT_LAST_RESCHEDULED_BY, booking_id)
+    return by
+
+
 # --- slots held -----------------------------------------------------------------------------------
 
 SELECT_BUSY = """

@@ -27,7 +27,13 @@ from shared.bookings.caching import BOOKINGS_TTL_S, invalidate_participants, men
 from shared.bookings.models import Booking, BookingCreate, BookingQuery, BookingsPage, RescheduleRequest, StatusUpdate
 from shared.bookings.policy import CancelledBy, NoShowParty, Policy, session_price_minor
 from shared.bookings.repository import CancellationRecord, NewBooking, OverlapRace
-from shared.bookings.states import HOLDS_SLOT, Status, TransitionNotAllowed, check_transition
+from shared.bookings.states import (
+    HOLDS_SLOT,
+    Status,
+    TransitionNotAllowed,
+    check_cancellation_time,
+    check_transition,
+)
 from shared.cache.cache import Cache
 from shared.db.database import Connection, Database
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -293,16 +299,24 @@ async def cancel_booking(
     now: datetime,
 ) -> Booking:
     """cancelBooking by its student, its mentor or an admin: records who, in which role, why and
-    when, and the refund due under the booking's own policy snapshot (the payment flow pays it)."""
+    when, and the refund due under the booking's own policy snapshot (the payment flow pays it).
+
+    From the start on, the student and the mentor may no longer cancel (409 session_started): the
+    mentor marks the session completed or no_show, and only an admin can still cancel it. A
+    student cancelling a booking whose latest reschedule somebody else made gets a full refund.
+    """
     async with database.transaction() as conn:
         booking, role = await _load_for_change(conn, principal, booking_id)
         check_transition(booking.status, "cancelled", role)
+        check_cancellation_time(role, booking.start, now)
+        moved_by = await repository.fetch_last_rescheduled_by(conn, booking.id)
         refund = booking.policy.cancellation_refund(
             booking.price.amount_minor,
             paid=booking.status == "confirmed",
             cancelled_by=role,
             start=booking.start,
             now=now,
+            time_set_by_other_party=moved_by is not None and moved_by != booking.student_id,
         )
         cancelled = await repository.set_cancelled(
             conn, booking.id, CancellationRecord(principal.user_id, role, reason, now, refund)

@@ -6,11 +6,15 @@
 
 `system` is the app acting on its own: the payment orchestration (confirm, expire) and the
 housekeeping sweeper (expire). Admins may make every allowed transition; nobody may make any other.
+
+Once the session has started (now >= start) only its outcome is left to record: the mentor marks
+it completed or no_show, and only an admin may still cancel it (check_cancellation_time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Literal, get_args
 
 from shared.errors import Conflict, Forbidden
@@ -33,6 +37,10 @@ TRANSITIONS: Mapping[tuple[Status, Status], frozenset[Actor]] = {
 }
 
 
+# Who may still cancel a booking whose start has passed.
+CANCELS_AFTER_START: frozenset[Actor] = frozenset({"admin"})
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
     title = "The booking cannot move from its current status to the one asked for"
@@ -52,6 +60,14 @@ class TransitionNotAllowed(Forbidden):
         )
 
 
+class SessionStarted(Conflict):
+    code = "session_started"
+    title = "The session has started: mark it completed or no-show instead of cancelling it"
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(extra={"start": start.isoformat()})
+
+
 def is_allowed(current: Status, target: Status) -> bool:
     return (current, target) in TRANSITIONS
 
@@ -67,3 +83,9 @@ def check_transition(current: Status, target: Status, actor: Actor) -> None:
         raise InvalidTransition(current, target)
     if actor not in allowed:
         raise TransitionNotAllowed(current, target, actor)
+
+
+def check_cancellation_time(actor: Actor, start: datetime, now: datetime) -> None:
+    """Raise SessionStarted (409) when `actor` cancels at or after the start and is not an admin."""
+    if now >= start and actor not in CANCELS_AFTER_START:
+        raise SessionStarted(start)

@@ -13,7 +13,7 @@ from shared.bookings import service
 from shared.bookings.models import Booking, BookingCreate, RescheduleRequest, StatusUpdate
 from shared.bookings.policy import Policy
 from shared.bookings.repository import SlotTaken
-from shared.bookings.states import InvalidTransition
+from shared.bookings.states import InvalidTransition, SessionStarted
 from shared.cache.cache import Cache
 from shared.db.database import Database
 
@@ -121,7 +121,12 @@ async def test_reschedule_over_http_keeps_the_id_and_a_stranger_gets_404(
 
 @pytest.mark.parametrize(
     ("offset", "expected"),
-    [(-TICK, RATE_MINOR), (timedelta(0), RATE_MINOR), (TICK, RATE_MINOR // 2), (timedelta(hours=30), RATE_MINOR // 2)],
+    [
+        (-TICK, RATE_MINOR),
+        (timedelta(0), RATE_MINOR),
+        (TICK, RATE_MINOR // 2),
+        (timedelta(hours=24) - TICK, RATE_MINOR // 2),  # the last instant before the start
+    ],
 )
 async def test_a_student_cancellation_is_refunded_in_full_up_to_the_cutoff_then_the_late_percent(
     offset: timedelta,
@@ -140,6 +145,82 @@ async def test_a_student_cancellation_is_refunded_in_full_up_to_the_cutoff_then_
     assert cancelled.cancellation is not None
     assert (cancelled.cancellation.by, cancelled.cancellation.role) == (student.id, "student")
     assert (cancelled.cancellation.reason, cancelled.cancellation.at) == ("ill", now)
+
+
+async def test_a_student_cancelling_after_the_mentor_moved_the_booking_is_refunded_in_full(
+    app_database: Database, app_cache: Cache, make_user: MakeUser, make_mentor: MakeMentor
+) -> None:
+    """The default policy refunds nothing within 24 h of the start; a mentor must not be able to move
+    a session into that window and keep the money."""
+    student, mentor = await make_user("student"), await make_mentor()
+    moved_by_mentor = await confirmed(app_database, app_cache, student, mentor, slot(5, 10))
+    moved_by_student = await confirmed(app_database, app_cache, student, mentor, slot(5, 12))
+    early = slot(4, 8)  # a day and more before either start
+    for booking, by, to in ((moved_by_mentor, mentor, slot(5, 14)), (moved_by_student, student, slot(5, 16))):
+        request = RescheduleRequest(start=to)
+        await service.reschedule_booking(app_database, app_cache, by.principal, booking.id, request, now=early)
+
+    def late(start: datetime) -> datetime:
+        return start - timedelta(hours=3)
+
+    cancelled = await service.cancel_booking(
+        app_database, app_cache, student.principal, moved_by_mentor.id, "cannot make it", now=late(slot(5, 14))
+    )
+    assert cancelled.refund_due_minor == RATE_MINOR
+    own = await service.cancel_booking(
+        app_database, app_cache, student.principal, moved_by_student.id, "cannot make it", now=late(slot(5, 16))
+    )
+    assert own.refund_due_minor == 0  # the student chose the new time: the usual late rule
+
+
+async def test_a_time_the_student_chose_after_the_mentor_moved_it_is_theirs(
+    app_database: Database, app_cache: Cache, make_user: MakeUser, make_mentor: MakeMentor
+) -> None:
+    student, mentor = await make_user("student"), await make_mentor()
+    booking = await confirmed(app_database, app_cache, student, mentor, slot(5, 10))
+    early = slot(4, 8)
+    for by, to in ((mentor, slot(5, 14)), (student, slot(5, 16))):
+        await service.reschedule_booking(
+            app_database, app_cache, by.principal, booking.id, RescheduleRequest(start=to), now=early
+        )
+    cancelled = await service.cancel_booking(
+        app_database, app_cache, student.principal, booking.id, "x", now=slot(5, 16) - timedelta(hours=3)
+    )
+    assert cancelled.refund_due_minor == 0
+
+
+@pytest.mark.parametrize("after_start", [timedelta(0), timedelta(hours=1)])
+async def test_once_the_session_started_only_an_admin_may_cancel(
+    after_start: timedelta,
+    app_database: Database,
+    app_cache: Cache,
+    make_user: MakeUser,
+    make_mentor: MakeMentor,
+) -> None:
+    student, mentor, admin = await make_user("student"), await make_mentor(), await make_user("admin")
+    start = slot(5, 9)
+    booking = await confirmed(app_database, app_cache, student, mentor, start, policy=HALF_REFUND)
+    now = start + after_start
+    for participant in (student, mentor):
+        with pytest.raises(SessionStarted) as refused:
+            await service.cancel_booking(app_database, app_cache, participant.principal, booking.id, "x", now=now)
+        assert (refused.value.status, refused.value.code) == (409, "session_started")
+    cancelled = await service.cancel_booking(app_database, app_cache, admin.principal, booking.id, "ops", now=now)
+    assert cancelled.status == "cancelled" and cancelled.refund_due_minor == RATE_MINOR
+
+
+async def test_a_student_cannot_cancel_a_session_that_started_yesterday(
+    api: Client, db: asyncpg.Connection, make_user: MakeUser, make_mentor: MakeMentor
+) -> None:
+    student, mentor = await make_user("student"), await make_mentor()
+    started = await seed_booking(db, student=student, mentor=mentor, start=datetime.now(UTC) - timedelta(days=1))
+    reply = await api.call("POST", f"bookings/{started}/cancel", {"reason": "forgot"}, user=student)
+    assert is_problem(reply, 409, "session_started"), reply.body
+    by_status = {"status": "cancelled", "reason": "forgot"}
+    assert is_problem(
+        await api.call("PATCH", f"bookings/{started}/status", by_status, user=mentor), 409, "session_started"
+    )
+    assert await db.fetchval("SELECT status FROM bookings WHERE id = $1", started) == "confirmed"
 
 
 async def test_refunds_for_each_kind_of_cancellation_and_no_show(

@@ -38,13 +38,22 @@ def test_the_price_is_rate_times_minutes_over_sixty_rounded_half_up(rate: int, m
         (True, "student", EDGE - TICK, 10_001),
         (True, "student", EDGE, 10_001),  # the edge instant still gets the full refund
         (True, "student", EDGE + TICK, 3000),  # 30 % of 10 001, rounded down
-        (True, "student", START + timedelta(hours=1), 3000),
+        (True, "student", START - TICK, 3000),  # the last instant a student may cancel
         (True, "mentor", START - timedelta(minutes=5), 10_001),
         (True, "admin", START + timedelta(hours=2), 10_001),
     ],
 )
 def test_cancellation_refunds(paid: bool, by: str, now: datetime, refund: int) -> None:
     assert POLICY.cancellation_refund(10_001, paid=paid, cancelled_by=by, start=START, now=now) == refund
+
+
+def test_a_student_cancelling_a_time_somebody_else_set_is_refunded_in_full() -> None:
+    late = START - timedelta(hours=3)
+    assert POLICY.cancellation_refund(10_001, paid=True, cancelled_by="student", start=START, now=late) == 3000
+    moved = POLICY.cancellation_refund(
+        10_001, paid=True, cancelled_by="student", start=START, now=late, time_set_by_other_party=True
+    )
+    assert moved == 10_001
 
 
 def test_no_show_refunds_and_the_reschedule_edge() -> None:
