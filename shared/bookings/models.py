@@ -89,6 +89,8 @@ class Booking(BaseModel):
     policy: Policy
     notes: str
     hold_expires_at: datetime | None
+    # When the booking became confirmed (paid, or free and so confirmed when made); kept afterwards.
+    confirmed_at: datetime | None
     cancellation: Cancellation | None
     # Set on cancellation and no-show: what the payment flow refunds, in the price's currency.
     refund_due_minor: int | None

@@ -58,7 +58,7 @@ def _overlap_races() -> Iterator[None]:
 # Every statement that returns a booking returns these (a constant, never input).
 COLUMNS = """
 b.id, b.student_id, b.mentor_id, b.scheduled_at, b.ends_at, b.status, b.price_minor, b.currency,
-b.commission_bps, b.policy, b.notes, b.hold_expires_at, b.cancelled_by, b.cancelled_by_role,
+b.commission_bps, b.policy, b.notes, b.hold_expires_at, b.confirmed_at, b.cancelled_by, b.cancelled_by_role,
 b.cancellation_reason, b.cancelled_at, b.refund_due_minor, b.no_show_party, b.reschedule_count,
 b.created_at, b.updated_at
 """
@@ -90,6 +90,7 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
         policy=Policy.model_validate(row["policy"]),
         notes=row["notes"],
         hold_expires_at=row["hold_expires_at"],
+        confirmed_at=row["confirmed_at"],
         cancellation=cancellation,
         refund_due_minor=row["refund_due_minor"],
         no_show_party=row["no_show_party"],
@@ -109,22 +110,26 @@ class NewBooking:
     currency: str
     policy: Policy
     notes: str
-    hold_expires_at: datetime
     now: datetime
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_minor == 0
 
 
 INSERT_BOOKING = (
     """
 INSERT INTO bookings AS b (student_id, mentor_id, scheduled_at, ends_at, status, price_minor, currency,
-                           commission_bps, policy, notes, hold_expires_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, 'pending_payment', $5, $6, $7, $8, $9, $10, $11, $11)
+                           commission_bps, policy, notes, hold_expires_at, confirmed_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
 """
     + RETURNING
 )
 
 
 async def insert_booking(conn: Connection, new: NewBooking) -> Booking:
-    """Insert a pending_payment booking; SlotTaken / StudentBusy when it overlaps one that holds its slot."""
+    """Insert the booking: pending_payment holding its slot for the policy's hold, or, when it is
+    free, confirmed at once with no hold. SlotTaken / StudentBusy when it overlaps one that holds its slot."""
     with translate_errors(_OVERLAPS), _overlap_races():
         row = await conn.fetchrow(
             INSERT_BOOKING,
@@ -132,12 +137,14 @@ async def insert_booking(conn: Connection, new: NewBooking) -> Booking:
             new.mentor_id,
             new.start,
             new.end,
+            "confirmed" if new.is_free else "pending_payment",
             new.price_minor,
             new.currency,
             new.policy.commission_bps,
             new.policy.snapshot(),
             new.notes,
-            new.hold_expires_at,
+            None if new.is_free else new.policy.hold_expires_at(new.now),
+            new.now if new.is_free else None,
             new.now,
         )
     assert row is not None
@@ -155,7 +162,9 @@ async def fetch_booking(conn: Connection, booking_id: uuid.UUID, *, for_update: 
 
 SET_STATUS = (
     """
-UPDATE bookings AS b SET status = $2, updated_at = $3 WHERE b.id = $1
+UPDATE bookings AS b
+SET status = $2, updated_at = $3, confirmed_at = CASE WHEN $2 = 'confirmed' THEN $3 ELSE b.confirmed_at END
+WHERE b.id = $1
 """
     + RETURNING
 )
@@ -177,7 +186,7 @@ WHERE b.id = $1
 
 
 async def set_status(conn: Connection, booking_id: uuid.UUID, status: Status, now: datetime) -> Booking:
-    """A transition that records nothing but the status (confirmed, expired, completed)."""
+    """A transition that records nothing but the status and, for confirmed, when (confirmed_at)."""
     row = await conn.fetchrow(SET_STATUS, booking_id, status, now)
     assert row is not None
     return booking_from_row(row)

@@ -155,7 +155,9 @@ async def create_booking(
     now: datetime,
     idempotency_key: idempotency.IdempotencyKey | None = None,
 ) -> idempotency.Outcome:
-    """createBooking: a pending_payment booking holding the slot for `policy.hold_minutes`.
+    """createBooking: a pending_payment booking holding the slot for `policy.hold_minutes`, or, when
+    the price is 0, a booking confirmed at once with no hold (there is nothing to pay, so nothing
+    may wait for a payment: the sweeper and the payment flow only act on pending_payment bookings).
 
     The price is the mentor's hourly rate for the length (rounded half up to the minor unit) and is
     snapshotted with the policy. With an Idempotency-Key, a retry replays the first success.
@@ -179,7 +181,6 @@ async def create_booking(
                         currency=currency,
                         policy=policy,
                         notes=data.notes,
-                        hold_expires_at=policy.hold_expires_at(now),
                         now=now,
                     ),
                 )

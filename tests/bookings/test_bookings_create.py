@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from bookings_helpers import POLICY, Client, MakeMentor, MakeUser, User, insert_user, is_problem, seed_booking, slot
 
 from shared.bookings import service
@@ -43,7 +45,37 @@ async def test_a_student_books_an_offered_slot_and_gets_the_price_and_policy_sna
     hold = datetime.fromisoformat(booking["hold_expires_at"])
     assert before + timedelta(minutes=15) <= hold <= datetime.now(UTC) + timedelta(minutes=15)
     assert booking["cancellation"] is None and booking["refund_due_minor"] is None
+    assert booking["confirmed_at"] is None
     assert "Idempotent-Replayed" not in reply.headers
+
+
+@pytest.mark.parametrize(("rate", "length"), [(0, 60), (1, 15)])  # 1 paisa an hour for 15 minutes rounds to 0
+async def test_a_free_booking_is_confirmed_at_once_and_never_waits_for_a_payment(
+    rate: int,
+    length: int,
+    api: Client,
+    db: asyncpg.Connection,
+    app_database: Database,
+    app_cache: Cache,
+    make_user: MakeUser,
+    make_mentor: MakeMentor,
+) -> None:
+    student, mentor = await make_user("student"), await make_mentor(rate_minor=rate, lengths=(15, 60))
+    before = datetime.now(UTC)
+    reply = await api.call("POST", "bookings", request(mentor, slot(3, 10), length), user=student)
+    assert reply.status == 201, reply.body
+    booking = reply.body
+    assert booking["price"] == {"amount_minor": 0, "currency": "INR"}
+    assert (booking["status"], booking["hold_expires_at"]) == ("confirmed", None)
+    assert before <= datetime.fromisoformat(booking["confirmed_at"]) <= datetime.now(UTC)
+    # The housekeeping sweep, however late, leaves it alone.
+    assert await service.expire_stale_holds(app_database, app_cache, now=slot(30, 10)) >= 0
+    assert await db.fetchval("SELECT status FROM bookings WHERE id = $1", uuid.UUID(booking["id"])) == "confirmed"
+    # Nor can a free booking be left awaiting a payment by any other writer.
+    with pytest.raises(asyncpg.CheckViolationError):
+        await seed_booking(
+            db, student=student, mentor=mentor, start=slot(4, 10), status="pending_payment", price_minor=0
+        )
 
 
 async def test_a_start_the_mentor_does_not_offer_is_refused(

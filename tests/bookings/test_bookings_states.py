@@ -88,6 +88,7 @@ async def test_confirm_and_expire_are_idempotent_and_checked(
     again = await service.confirm_booking(app_database, app_cache, paid, now=now + timedelta(seconds=5))
     assert confirmed.status == again.status == "confirmed"
     assert again.updated_at == confirmed.updated_at  # the retry changed nothing
+    assert again.confirmed_at == confirmed.confirmed_at == now
     with pytest.raises(InvalidTransition):
         await service.expire_booking(app_database, app_cache, paid, now=now)
 

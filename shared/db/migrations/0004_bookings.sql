@@ -22,6 +22,9 @@ CREATE TABLE bookings (
     notes                text NOT NULL DEFAULT '' CHECK (length(notes) <= 2000),
     -- Until when a pending_payment booking holds its slot (the payment flow expires it after).
     hold_expires_at      timestamptz,
+    -- When it became confirmed (paid, or free and so confirmed at creation); kept through later
+    -- statuses, so a cancelled booking still tells whether money had been taken.
+    confirmed_at         timestamptz,
     cancelled_by         uuid REFERENCES users (id),
     cancelled_by_role    text CHECK (cancelled_by_role IN ('student', 'mentor', 'admin')),
     cancellation_reason  text CHECK (length(cancellation_reason) <= 2000),
@@ -35,6 +38,8 @@ CREATE TABLE bookings (
     CHECK (scheduled_at < ends_at),
     CHECK ((status = 'no_show') = (no_show_party IS NOT NULL)),
     CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL)),
+    -- A free booking has nothing to pay, so it never waits for a payment: it is confirmed at once.
+    CHECK (price_minor > 0 OR status <> 'pending_payment'),
     -- A mentor's bookings that hold their slot never overlap, whatever the race: the database
     -- refuses the second one (Cal.com still lacks this, see ../design notes §7).
     CONSTRAINT bookings_mentor_no_overlap EXCLUDE USING gist (
