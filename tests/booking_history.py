@@ -22,8 +22,8 @@ __all__ = ["INSERT_BOOKING", "Client", "History", "Reply", "User", "insert_booki
 INSERT_BOOKING = """
 INSERT INTO bookings (student_id, mentor_id, scheduled_at, ends_at, status, price_minor, currency, commission_bps,
                       policy, hold_expires_at, cancelled_at, cancelled_by, cancelled_by_role, refund_due_minor,
-                      no_show_party)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
+                      no_show_party, confirmed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
 RETURNING id
 """
 
@@ -51,10 +51,12 @@ async def insert_booking(
     currency: str = "INR",
     refund_due_minor: int | None = None,
     no_show_party: str | None = None,
+    paid: bool | None = None,
 ) -> uuid.UUID:
     """A booking row as the bookings feature would leave it in `status`, carrying `policy` as its
     snapshot: a held one holds for the policy's minutes, a cancelled one says the student cancelled
-    it now, and a no-show names its party (the student unless told otherwise)."""
+    it now, and a no-show names its party (the student unless told otherwise). `paid` sets
+    confirmed_at; by default confirmed, completed and no-show bookings were paid, others not."""
     cancelled = status == "cancelled"
     now = datetime.now(UTC)
     if status == "no_show" and no_show_party is None:
@@ -76,6 +78,7 @@ async def insert_booking(
         "student" if cancelled else None,
         refund_due_minor,
         no_show_party,
+        now if (paid if paid is not None else status in ("confirmed", "completed", "no_show")) else None,
     )
     return booking_id
 
@@ -113,8 +116,10 @@ class History:
         commission_bps: int = 1500,
         refund_due_minor: int | None = None,
         no_show_party: str | None = None,
+        paid: bool | None = None,
     ) -> uuid.UUID:
-        """A booking in `status` under the default policy with `commission_bps` (see insert_booking)."""
+        """A booking in `status` under the default policy with `commission_bps` (see insert_booking);
+        `paid` as there."""
         return await insert_booking(
             self.conn,
             student=student,
@@ -127,6 +132,7 @@ class History:
             currency=currency,
             refund_due_minor=refund_due_minor,
             no_show_party=no_show_party,
+            paid=paid,
         )
 
     async def review(self, booking_id: uuid.UUID, *, rating: int, created_at: datetime, text: str = "") -> uuid.UUID:

@@ -19,9 +19,11 @@ class StudentStats(BaseModel):
     hours_completed: float = Field(description="Booked length of the completed sessions, in hours (2 decimals)")
     spend: list[CurrencyTotal] = Field(
         description=(
-            "Per currency, what the student paid for bookings that are confirmed, completed or no-show: "
-            "the snapshotted price less the refund the policy granted (refund_due_minor), if any. "
-            "Pending, expired and cancelled bookings are not counted. One entry per currency with such a booking."
+            "Per currency, what the student paid and was not refunded: for bookings that are confirmed, "
+            "completed or no-show, and for cancelled bookings that had been paid (confirmed_at set) and of which "
+            "the policy kept part (a late cancellation), the snapshotted price less the refund the policy granted "
+            "(refund_due_minor), if any. Pending and expired bookings, unpaid cancellations and fully refunded "
+            "ones are not counted. One entry per currency with such a booking."
         )
     )
 
@@ -34,9 +36,10 @@ class MentorStats(BaseModel):
     earnings: list[CurrencyTotal] = Field(
         description=(
             "Per currency, the mentor's share of completed bookings and of bookings the student did not show up "
-            "for: the snapshotted price less the platform commission, where each booking's commission is "
-            "price * commission_bps / 10000 rounded half up to a whole minor unit. One entry per currency with "
-            "such a booking."
+            "for, at the snapshotted price, and of paid cancellations of which the policy kept part (a late "
+            "cancellation), at the kept amount (price less refund_due_minor); each less the platform commission "
+            "on that amount, amount * commission_bps / 10000 rounded half up to a whole minor unit. One entry "
+            "per currency with such a booking."
         )
     )
     rating: float = Field(description="Average of the mentor's reviews (2 decimals); 0 with no reviews")

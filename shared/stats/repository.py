@@ -9,22 +9,31 @@ from datetime import datetime
 from shared.db.database import Connection
 from shared.stats.models import CurrencyTotal, MentorStats, StudentStats
 
+# A paid cancellation that kept money: a cancelled booking that had been paid (confirmed_at set)
+# and of whose price the policy kept part (a late cancellation). The kept part, price -
+# refund_due_minor, was spent by the student and, less the commission on it, earned by the mentor.
+
 # $1 is the participant, $2 is `now`. The inner query groups by currency; the outer one folds the
 # groups into one row (counts and hours over all currencies, money as a list per currency).
 
-# Spend: what the student paid and keeps paid: confirmed, completed and no-show bookings, at their
-# snapshotted price less the refund their policy granted.
+# Spend: what the student paid and keeps paid: confirmed, completed and no-show bookings and paid
+# cancellations that kept money, each at its snapshotted price less the refund its policy granted.
 STUDENT_STATS = """
-WITH g AS (
+WITH b AS (
+    SELECT currency, status, scheduled_at, ends_at, price_minor - coalesce(refund_due_minor, 0) AS kept_minor,
+           (status IN ('confirmed', 'completed', 'no_show')
+            OR (status = 'cancelled' AND confirmed_at IS NOT NULL AND coalesce(refund_due_minor, 0) < price_minor))
+               AS spent
+    FROM bookings
+    WHERE student_id = $1
+), g AS (
     SELECT currency,
            count(*) FILTER (WHERE status = 'completed') AS sessions_completed,
            count(*) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2) AS upcoming,
            sum(ends_at - scheduled_at) FILTER (WHERE status = 'completed') AS time_completed,
-           count(*) FILTER (WHERE status IN ('confirmed', 'completed', 'no_show')) AS counted,
-           sum(price_minor - coalesce(refund_due_minor, 0))
-               FILTER (WHERE status IN ('confirmed', 'completed', 'no_show')) AS amount_minor
-    FROM bookings
-    WHERE student_id = $1
+           count(*) FILTER (WHERE spent) AS counted,
+           sum(kept_minor) FILTER (WHERE spent) AS amount_minor
+    FROM b
     GROUP BY currency
 )
 SELECT coalesce(sum(g.sessions_completed), 0)::bigint AS sessions_completed,
@@ -35,21 +44,28 @@ SELECT coalesce(sum(g.sessions_completed), 0)::bigint AS sessions_completed,
 FROM g
 """
 
-# Earnings: completed bookings and those the student missed, each at its snapshotted price less the
-# commission price * bps / 10000 rounded half up to a minor unit (integer arithmetic, no floats).
+# Earnings: completed bookings and those the student missed, each at its snapshotted price, and paid
+# cancellations that kept money, at the kept part (price - refund_due_minor); each less the
+# commission on that amount, amount * bps / 10000 rounded half up to a minor unit (integer
+# arithmetic, no floats).
 MENTOR_STATS = """
-WITH g AS (
+WITH b AS (
+    SELECT currency, status, scheduled_at, ends_at, commission_bps,
+           CASE WHEN status = 'cancelled' THEN price_minor - coalesce(refund_due_minor, 0) ELSE price_minor END
+               AS kept_minor,
+           (status = 'completed' OR (status = 'no_show' AND no_show_party = 'student')
+            OR (status = 'cancelled' AND confirmed_at IS NOT NULL AND coalesce(refund_due_minor, 0) < price_minor))
+               AS earns
+    FROM bookings
+    WHERE mentor_id = $1
+), g AS (
     SELECT currency,
            count(*) FILTER (WHERE status = 'completed') AS sessions_completed,
            count(*) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2) AS upcoming,
            sum(ends_at - scheduled_at) FILTER (WHERE status = 'completed') AS time_completed,
-           count(*) FILTER (WHERE status = 'completed' OR (status = 'no_show' AND no_show_party = 'student'))
-               AS counted,
-           sum(price_minor - (price_minor * commission_bps + 5000) / 10000)
-               FILTER (WHERE status = 'completed' OR (status = 'no_show' AND no_show_party = 'student'))
-               AS amount_minor
-    FROM bookings
-    WHERE mentor_id = $1
+           count(*) FILTER (WHERE earns) AS counted,
+           sum(kept_minor - (kept_minor * commission_bps + 5000) / 10000) FILTER (WHERE earns) AS amount_minor
+    FROM b
     GROUP BY currency
 )
 SELECT m.rating, m.rating_count,
@@ -65,6 +81,8 @@ GROUP BY m.id
 
 
 async def student_stats(conn: Connection, student_id: uuid.UUID, now: datetime) -> StudentStats:
+    """Spend per currency: confirmed, completed and no-show bookings at price - refund_due_minor, plus
+    paid cancellations that kept money (confirmed_at set, refund below the price) at the kept part."""
     row = await conn.fetchrow(STUDENT_STATS, student_id, now)
     assert row is not None  # an aggregate without GROUP BY always returns its row
     return StudentStats(
@@ -77,7 +95,10 @@ async def student_stats(conn: Connection, student_id: uuid.UUID, now: datetime) 
 
 
 async def mentor_stats(conn: Connection, mentor_id: uuid.UUID, now: datetime) -> MentorStats | None:
-    """None when the user has no mentor profile."""
+    """Earnings per currency: completed and student no-show bookings at price - commission(price),
+    plus paid cancellations that kept money at kept - commission(kept), kept = price -
+    refund_due_minor, commission(x) = x * commission_bps / 10000 rounded half up. None when the
+    user has no mentor profile."""
     row = await conn.fetchrow(MENTOR_STATS, mentor_id, now)
     if row is None:
         return None

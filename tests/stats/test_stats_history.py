@@ -13,9 +13,10 @@ from stats_helpers import read_stats
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def days(n: int) -> datetime:
-    """Noon n days from now (negative: in the past); each pending or confirmed booking gets its own day."""
-    return (NOW + timedelta(days=n)).replace(hour=12, minute=0, second=0)
+def days(n: int, hour: int = 12) -> datetime:
+    """Noon (or `hour`) n days from now (negative: in the past); each pending or confirmed booking gets
+    its own day."""
+    return (NOW + timedelta(days=n)).replace(hour=hour, minute=0, second=0)
 
 
 async def stats(api: Client, user: User) -> dict[str, Any]:
@@ -59,7 +60,13 @@ async def test_stats_on_a_seeded_history(api: Client, history: History) -> None:
         price_minor=80_000,
         refund_due_minor=80_000,
     )
-    await book(student, mentor, status="cancelled", start=days(-7), price_minor=100_000, refund_due_minor=50_000)
+    # Paid, then cancelled late: the policy kept 50,000, spent by the student and earned by the mentor
+    # less the commission on it (7,500).
+    await book(
+        student, mentor, status="cancelled", paid=True, start=days(-7), price_minor=100_000, refund_due_minor=50_000
+    )
+    # Cancelled before it was paid: nothing spent or earned.
+    await book(student, mentor, status="cancelled", start=days(-6, 15), price_minor=100_000, refund_due_minor=0)
     await book(student, mentor, status="expired", start=days(-6), price_minor=100_000)
     # Confirmed but its start has passed (not marked yet): paid, not upcoming.
     await book(
@@ -67,7 +74,16 @@ async def test_stats_on_a_seeded_history(api: Client, history: History) -> None:
     )
     await book(student, mentor, status="confirmed", start=days(2), price_minor=100_000)
     await book(student, second_mentor, status="pending_payment", start=days(3), currency="USD", price_minor=5000)
-    await book(student, second_mentor, status="cancelled", start=days(4), price_minor=50_000, refund_due_minor=50_000)
+    # Paid and refunded in full: nothing kept, no entry of its own.
+    await book(
+        student,
+        second_mentor,
+        status="cancelled",
+        paid=True,
+        start=days(4),
+        price_minor=50_000,
+        refund_due_minor=50_000,
+    )
 
     # Another student's bookings with the same mentor.
     await book(other, mentor, status="completed", start=days(-5), minutes=60, price_minor=200_000, commission_bps=0)
@@ -82,6 +98,18 @@ async def test_stats_on_a_seeded_history(api: Client, history: History) -> None:
         commission_bps=5000,
     )  # commission 1.5 -> 2
     await book(other, mentor, status="pending_payment", start=days(5), price_minor=100_000)
+    # Paid, then cancelled late with half refunded: 999 kept, its commission 124.875 -> 125.
+    await book(
+        other,
+        mentor,
+        status="cancelled",
+        paid=True,
+        start=days(-3),
+        currency="USD",
+        price_minor=1999,
+        refund_due_minor=1000,
+        commission_bps=1250,
+    )
 
     assert await stats(api, student) == {
         "sessions_completed": 3,
@@ -89,7 +117,7 @@ async def test_stats_on_a_seeded_history(api: Client, history: History) -> None:
         "hours_completed": 2.25,
         "spend": [
             {"currency": "EUR", "amount_minor": 7000},
-            {"currency": "INR", "amount_minor": 100_000 + 50_000 + 80_000 + 0 + 100_000},
+            {"currency": "INR", "amount_minor": 100_000 + 50_000 + 80_000 + 0 + 50_000 + 100_000},
             {"currency": "USD", "amount_minor": 2999},
         ],
     }
@@ -97,15 +125,15 @@ async def test_stats_on_a_seeded_history(api: Client, history: History) -> None:
         "sessions_completed": 2,
         "upcoming": 1,
         "hours_completed": 2.0,
-        "spend": [{"currency": "INR", "amount_minor": 200_000}, {"currency": "USD", "amount_minor": 3}],
+        "spend": [{"currency": "INR", "amount_minor": 200_000}, {"currency": "USD", "amount_minor": 3 + 999}],
     }
     assert await stats(api, mentor) == {
         "sessions_completed": 4,
         "upcoming": 2,
         "hours_completed": 3.5,
         "earnings": [
-            {"currency": "INR", "amount_minor": 85_000 + 85_000 + 200_000},
-            {"currency": "USD", "amount_minor": (2999 - 375) + (3 - 2)},
+            {"currency": "INR", "amount_minor": 85_000 + 85_000 + (50_000 - 7_500) + 200_000},
+            {"currency": "USD", "amount_minor": (2999 - 375) + (3 - 2) + (999 - 125)},
         ],
         "rating": 0.0,
         "rating_count": 0,
