@@ -189,8 +189,9 @@ async def create_booking(
             return await idempotency.run_once(conn, idempotency_key, perform)
 
     outcome = await _retry_overlap_races(transaction)
-    if not outcome.replayed:
-        await invalidate_participants(cache, student_id=student_id, mentor_id=data.mentor_id)
+    # Also on a replay: the first request may have died between its commit and its bump, and a
+    # bump that changes nothing costs one cache miss.
+    await invalidate_participants(cache, student_id=student_id, mentor_id=data.mentor_id)
     return outcome
 
 

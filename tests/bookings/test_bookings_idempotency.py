@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from bookings_helpers import Client, MakeMentor, MakeUser, User, is_problem, slot
+import pytest
+from bookings_helpers import POLICY, Client, MakeMentor, MakeUser, User, is_problem, slot
+
+from shared import idempotency
+from shared.auth.principal import Principal
+from shared.bookings import service
+from shared.bookings.models import BookingCreate, BookingQuery
+from shared.cache.cache import Cache
+from shared.db.database import Database
 
 
 def body(mentor: User, days: int, hour: int, **extra: Any) -> dict[str, Any]:
@@ -89,3 +99,41 @@ async def test_a_malformed_key_is_a_bad_request(api: Client, make_user: MakeUser
     for bad in ("", " ", "x" * 256, "clé"):
         reply = await api.call("POST", "bookings", body(mentor, 3, 10), user=student, headers={"Idempotency-Key": bad})
         assert is_problem(reply, 400, "invalid_idempotency_key"), (bad, reply.status, reply.body)
+
+
+async def test_a_replay_bumps_the_caches_the_first_request_died_before_bumping(
+    app_database: Database,
+    app_cache: Cache,
+    monkeypatch: pytest.MonkeyPatch,
+    make_user: MakeUser,
+    make_mentor: MakeMentor,
+) -> None:
+    student, mentor = await make_user("student"), await make_mentor()
+    data = BookingCreate(mentor_id=mentor.id, start=slot(3, 10), length_minutes=60)
+    request_key = idempotency.IdempotencyKey(
+        student.id, service.CREATE_OPERATION, "died-after-commit", idempotency.fingerprint(data)
+    )
+
+    async def listed(principal: Principal) -> list[str]:
+        page = await service.list_bookings(app_database, app_cache, principal, BookingQuery())
+        return [booking["id"] for booking in json.loads(page)["data"]]
+
+    async def create() -> idempotency.Outcome:
+        return await service.create_booking(
+            app_database, app_cache, student.id, data, policy=POLICY, now=datetime.now(UTC), idempotency_key=request_key
+        )
+
+    assert await listed(student.principal) == await listed(mentor.principal) == []  # both lists cached
+
+    async def process_dies(*namespaces: str) -> None:
+        raise RuntimeError("the process died after the commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app_cache, "bump", process_dies)
+        with pytest.raises(RuntimeError):
+            await create()
+    assert await listed(student.principal) == []  # committed, but the cached list does not know yet
+
+    replay = await create()
+    assert replay.replayed and replay.status == 201
+    assert await listed(student.principal) == await listed(mentor.principal) == [replay.body["id"]]
