@@ -38,7 +38,8 @@ class CancelRequest(Input):
 
 
 class StatusUpdate(Input):
-    """PATCH .../status. `no_show_party` goes with no_show; `reason` with cancelled."""
+    """PATCH .../status. `no_show_party` goes with no_show; `reason` with cancelled, where it is
+    required, as for POST .../cancel, so every cancellation records why."""
 
     status: Status
     no_show_party: NoShowParty | None = None
@@ -50,6 +51,8 @@ class StatusUpdate(Input):
             raise ValueError("no_show_party goes only with status no_show")
         if self.reason is not None and self.status != "cancelled":
             raise ValueError("reason goes only with status cancelled")
+        if self.reason is None and self.status == "cancelled":
+            raise ValueError("status cancelled needs a reason")
         return self
 
 

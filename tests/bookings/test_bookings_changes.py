@@ -322,6 +322,21 @@ async def test_a_rate_change_never_alters_an_existing_booking(
     assert later.body["price"] == {"amount_minor": 200_000, "currency": "USD"}
 
 
+async def test_a_cancel_through_the_status_route_needs_a_reason_and_records_it(
+    api: Client, db: asyncpg.Connection, make_user: MakeUser, make_mentor: MakeMentor
+) -> None:
+    student, mentor, admin = await make_user("student"), await make_mentor(), await make_user("admin")
+    booking = await seed_booking(db, student=student, mentor=mentor, start=slot(4, 10))
+    path = f"bookings/{booking}/status"
+    for user in (mentor, admin):
+        for reasonless in ({"status": "cancelled"}, {"status": "cancelled", "reason": "   "}):
+            assert is_problem(await api.call("PATCH", path, reasonless, user=user), 422, "validation_failed")
+    assert await db.fetchval("SELECT status FROM bookings WHERE id = $1", booking) == "confirmed"
+    done = await api.call("PATCH", path, {"status": "cancelled", "reason": "double booked"}, user=admin)
+    assert done.status == 200, done.body
+    assert (done.body["cancellation"]["reason"], done.body["cancellation"]["role"]) == ("double booked", "admin")
+
+
 async def test_a_cancel_through_the_status_route_is_final_for_the_payment_flow(
     app_database: Database, app_cache: Cache, make_user: MakeUser, make_mentor: MakeMentor
 ) -> None:
