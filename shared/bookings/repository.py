@@ -30,13 +30,11 @@ class StudentBusy(Conflict):
     title = "You already have a booking at this time"
 
 
-class OverlapRace(Conflict):
+class OverlapRace(Exception):
     """Two overlapping bookings were being written at the same instant: each waited for the other
     on the exclusion constraint and PostgreSQL broke the deadlock by failing this one. Running the
-    transaction again gets the real answer (slot_taken, student_busy or success)."""
-
-    code = "concurrent_booking"
-    title = "Another booking of this time was being made at the same moment; try again"
+    transaction again gets the real answer (slot_taken, student_busy or success); the service does,
+    so this never reaches a caller."""
 
 
 _OVERLAPS = {

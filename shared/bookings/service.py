@@ -11,10 +11,12 @@ shows (its entries carry profiles, prices and ratings; slots are read live), so 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -26,7 +28,7 @@ from shared.bookings import repository
 from shared.bookings.caching import BOOKINGS_TTL_S, invalidate_participants, mentor_namespace, student_namespace
 from shared.bookings.models import Booking, BookingCreate, BookingQuery, BookingsPage, RescheduleRequest, StatusUpdate
 from shared.bookings.policy import CancelledBy, NoShowParty, Policy, session_price_minor
-from shared.bookings.repository import CancellationRecord, NewBooking, OverlapRace
+from shared.bookings.repository import CancellationRecord, NewBooking, OverlapRace, SlotTaken
 from shared.bookings.states import (
     HOLDS_SLOT,
     Status,
@@ -43,9 +45,12 @@ from shared.mentors.service import InvalidCursor, MentorNotFound, check_session_
 
 CREATE_OPERATION = "create_booking"
 EXPIRE_BATCH = 500
-OVERLAP_RACE_ATTEMPTS = 3
+OVERLAP_RACE_ATTEMPTS = 6
+# Before attempt n, a random pause of up to n times this, so two deadlocked writers do not meet again.
+OVERLAP_RACE_JITTER_S = 0.02
 
 T = TypeVar("T")
+_JITTER = random.Random()  # a pause length, not a secret
 
 
 class BookingNotFound(NotFound):
@@ -128,14 +133,16 @@ async def _require_bookable(
 
 
 async def _retry_overlap_races(transaction: Callable[[], Awaitable[T]]) -> T:
-    """Run `transaction` again when it lost an overlap deadlock (see repository.OverlapRace)."""
+    """Run `transaction` again, after a short random pause, when it lost an overlap deadlock (see
+    repository.OverlapRace). When every attempt lost one, answer 409 slot_taken: only writers of
+    overlapping ranges deadlock on the exclusion constraints, so a conflicting booking was there."""
     for attempt in range(1, OVERLAP_RACE_ATTEMPTS + 1):
         try:
             return await transaction()
         except OverlapRace:
-            if attempt == OVERLAP_RACE_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+            if attempt < OVERLAP_RACE_ATTEMPTS:
+                await asyncio.sleep(_JITTER.uniform(0, OVERLAP_RACE_JITTER_S * attempt))
+    raise SlotTaken()
 
 
 async def _invalidate(cache: Cache, booking: Booking) -> None:

@@ -16,6 +16,7 @@ from bookings_helpers import POLICY, Client, MakeMentor, MakeUser, User, insert_
 
 from shared.bookings import service
 from shared.bookings.models import BookingCreate
+from shared.bookings.repository import OverlapRace, SlotTaken
 from shared.cache.cache import Cache
 from shared.db.database import Database
 
@@ -168,7 +169,8 @@ async def test_an_overlap_deadlock_is_retried_instead_of_failing(
 ) -> None:
     """An exclusion constraint is checked after the new index entry is written, so two transactions
     can wait for each other; PostgreSQL then fails one after deadlock_timeout (the one that waited
-    first: the request). The request must run again, not answer 409 concurrent_booking."""
+    first: the request). The request must run again: its rivals rolled back, so the slot is free
+    and the answer is 201, not the 409 slot_taken it would get had every attempt deadlocked."""
     first, second, student = await make_user("student"), await make_user("student"), await make_user("student")
     mentor = await make_mentor()
     data = BookingCreate(mentor_id=mentor.id, start=slot(7, 10, 30), length_minutes=30)  # 10:30-11:00
@@ -193,3 +195,27 @@ async def test_an_overlap_deadlock_is_retried_instead_of_failing(
         await transaction.rollback()
     outcome = await asyncio.wait_for(request, 20)
     assert outcome.status == 201 and outcome.body["student_id"] == str(student.id)
+
+
+async def test_a_request_that_keeps_losing_overlap_deadlocks_gets_slot_taken() -> None:
+    attempts = 0
+
+    async def always_deadlocked() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise OverlapRace()
+
+    with pytest.raises(SlotTaken) as taken:
+        await service._retry_overlap_races(always_deadlocked)
+    assert (taken.value.status, taken.value.code) == (409, "slot_taken")
+    assert attempts == service.OVERLAP_RACE_ATTEMPTS > 3
+
+    async def deadlocked_five_times() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 5:
+            raise OverlapRace()
+        return "booked"
+
+    attempts = 0
+    assert await service._retry_overlap_races(deadlocked_five_times) == "booked"
