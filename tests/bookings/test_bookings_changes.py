@@ -3,7 +3,9 @@ booking's own policy snapshot, and the snapshot surviving a change of the mentor
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -98,6 +100,29 @@ async def test_reschedule_rechecks_the_new_slot_and_may_overlap_only_itself(
         await service.reschedule_booking(
             app_database, app_cache, student.principal, cancelled.id, RescheduleRequest(start=slot(6, 15)), now=now
         )
+
+
+async def test_a_reschedule_racing_a_create_onto_the_same_slot_lets_exactly_one_win(
+    api: Client, make_user: MakeUser, make_mentor: MakeMentor
+) -> None:
+    mentor = await make_mentor()
+    for hour in range(8, 20, 2):  # six rounds, each onto a fresh slot
+        mover, rival = await make_user("student"), await make_user("student")
+        original = {"mentor_id": str(mentor.id), "start": slot(9, hour).isoformat(), "length_minutes": 60}
+        created = await api.call("POST", "bookings", original, user=mover)
+        assert created.status == 201, created.body
+        target = slot(9, hour + 1).isoformat()
+        moved, booked = await asyncio.gather(
+            api.call("POST", f"bookings/{created.body['id']}/reschedule", {"start": target}, user=mover),
+            api.call("POST", "bookings", {**original, "start": target}, user=rival),
+        )
+        assert sorted((moved.status, booked.status)) in ([200, 409], [201, 409]), (moved.body, booked.body)
+        loser = moved if moved.status == 409 else booked
+        assert is_problem(loser, 409, "slot_taken"), loser.body
+        holders = await api.call(
+            "GET", f"bookings?from={quote(target)}&to={quote(slot(9, hour + 2).isoformat())}", user=mentor
+        )
+        assert len(holders.body["data"]) == 1, holders.body
 
 
 async def test_reschedule_over_http_keeps_the_id_and_a_stranger_gets_404(
@@ -283,6 +308,8 @@ async def test_the_mentor_marks_completed_or_no_show_only_after_the_start(
     started = await seed_booking(db, student=student, mentor=mentor, start=slot(-1, 10))
     early = await api.call("PATCH", f"bookings/{upcoming}/status", {"status": "completed"}, user=mentor)
     assert is_problem(early, 409, "session_not_started")
+    early_no_show = await api.call("PATCH", f"bookings/{upcoming}/status", {"status": "no_show"}, user=mentor)
+    assert is_problem(early_no_show, 409, "session_not_started")
     own = {"status": "no_show", "no_show_party": "mentor"}
     assert is_problem(
         await api.call("PATCH", f"bookings/{started}/status", own, user=mentor), 403, "transition_not_allowed"
