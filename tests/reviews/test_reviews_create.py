@@ -158,3 +158,27 @@ async def test_malformed_json_and_other_media_types_are_refused(api: Client, his
         assert response.status == 415
     not_a_guid = await api.call("POST", "bookings/not-a-guid/review", {"rating": 5}, user=student)
     assert not_a_guid.status == 404
+
+
+async def test_a_failed_rating_update_rolls_the_review_back(api: Client, history: History) -> None:
+    """The review and the mentor's aggregate are one transaction. A database failure of the aggregate
+    update is the server's fault, not the student's: 500 internal_error as problem+json, no review
+    stored and the rating unchanged, so the same review can be submitted again once it is fixed."""
+    student, mentor = await history.user("student"), await history.mentor()
+    booking = await completed_booking(history, student, mentor)
+    name = f"refuse_rating_{mentor.id.hex}"
+    await history.conn.execute(
+        f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the rating update failed (test)'; END $$;
+            CREATE TRIGGER {name} BEFORE UPDATE ON mentors FOR EACH ROW
+            WHEN (NEW.id = '{mentor.id}'::uuid) EXECUTE FUNCTION {name}();"""
+    )
+    try:
+        failed = await review(api, student, booking, rating=2)
+    finally:
+        await history.conn.execute(f"DROP TRIGGER {name} ON mentors; DROP FUNCTION {name}();")
+    assert is_problem(failed, 500, "internal_error"), failed.body
+    assert await history.conn.fetchval("SELECT count(*) FROM reviews WHERE booking_id = $1", booking) == 0
+    assert (await api.call("GET", f"mentors/{mentor.id}")).body["stats"] == {"rating_average": 0.0, "rating_count": 0}
+    again = await review(api, student, booking, rating=2)
+    assert again.status == 201, again.body
