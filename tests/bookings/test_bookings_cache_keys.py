@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from bookings_helpers import Client, User, seed_booking, slot
+from bookings_helpers import Client, MakeMentor, MakeUser, seed_booking, slot
 from redis.asyncio import Redis
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 
 @pytest.fixture

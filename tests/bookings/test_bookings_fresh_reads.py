@@ -6,21 +6,17 @@ from the cache, and compared with what the database says now."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from bookings_helpers import POLICY, Client, User, slot
+from bookings_helpers import POLICY, Client, MakeMentor, MakeUser, User, slot
 
 from shared.bookings import service
 from shared.bookings.models import Booking, BookingCreate, RescheduleRequest
 from shared.cache.cache import Cache
 from shared.db.database import Database
 from shared.stats import repository as stats_repository
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 
 async def read_twice(api: Client, path: str, user: User) -> Any:
