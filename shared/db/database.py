@@ -15,6 +15,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.config import Settings
+from shared.db.errors import translate_data_errors
 from shared.db.pool import create_pool
 from shared.errors import ServiceUnavailable
 
@@ -41,7 +42,8 @@ class Database:
     async def connection(self) -> AsyncIterator[Connection]:
         try:
             async with self.pool.acquire(timeout=self._acquire_timeout_s) as conn:
-                yield conn
+                with translate_data_errors():  # the last line of defence: bad values are 422, not 500
+                    yield conn
         except _UNAVAILABLE as exc:
             raise ServiceUnavailable("the database is busy or unreachable") from exc
 
