@@ -12,6 +12,8 @@ from pydantic_core import PydanticCustomError
 
 from shared.auth.passwords import MAX_PASSWORD_BYTES
 from shared.auth.principal import Role
+from shared.http.cursor import CursorParam
+from shared.models import Text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -30,12 +32,12 @@ def _within_bcrypt_limit(value: str) -> str:
     return value
 
 
-Email = Annotated[str, AfterValidator(normalise_email)]
+Email = Annotated[Text, AfterValidator(normalise_email)]
 # Any password a user may type in (login checks whatever was set); bcrypt's limit still applies.
-AnyPassword = Annotated[str, Field(min_length=1), AfterValidator(_within_bcrypt_limit)]
-NewPassword = Annotated[str, Field(min_length=8), AfterValidator(_within_bcrypt_limit)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OpaqueToken = Annotated[str, Field(min_length=1, max_length=200)]
+AnyPassword = Annotated[Text, Field(min_length=1), AfterValidator(_within_bcrypt_limit)]
+NewPassword = Annotated[Text, Field(min_length=8), AfterValidator(_within_bcrypt_limit)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OpaqueToken = Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class _Input(BaseModel):
@@ -88,7 +90,7 @@ class UsersQuery(_Input):
     role: Role | None = None
     status: Literal["active", "deactivated", "deleted"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=200)
+    cursor: CursorParam | None = None
 
 
 class TokensPublic(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -29,9 +28,14 @@ from shared.cache.cache import Cache
 from shared.cache.ratelimit import RateLimiter
 from shared.config import Settings
 from shared.db.database import Connection, Database
-from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from shared.http.cursor import Keyset
+from shared.models import BoundedDatetime
 
 LOGIN_CACHE_TTL_S = 300
+
+# Admin user pages, newest first: the (created_at, id) of a page's last account.
+USERS_CURSOR: Keyset[tuple[datetime, uuid.UUID]] = Keyset(tuple[BoundedDatetime, uuid.UUID])
 
 
 class InvalidCredentials(Unauthenticated):
@@ -189,13 +193,13 @@ async def delete_me(ctx: AccountsContext, principal: Principal) -> None:
 
 async def list_users(ctx: AccountsContext, query: UsersQuery) -> UsersPublic:
     """A page of accounts, newest first, optionally filtered by role and status."""
-    after = _decode_cursor(query.cursor) if query.cursor else None
+    after = USERS_CURSOR.decode(query.cursor) if query.cursor else None
     async with ctx.database.connection() as conn:
         users = await repository.list_users(
             conn, role=query.role, status=query.status, after=after, limit=query.limit + 1
         )
     page = users[: query.limit]
-    next_cursor = _encode_cursor(page[-1]) if len(users) > query.limit else None
+    next_cursor = USERS_CURSOR.encode((page[-1].created_at, page[-1].id)) if len(users) > query.limit else None
     return UsersPublic(data=page, next_cursor=next_cursor)
 
 
@@ -265,17 +269,3 @@ async def _issue(ctx: AccountsContext, conn: Connection, record: LoginRecord, fa
 
 def _now(ctx: AccountsContext) -> datetime:
     return datetime.fromtimestamp(ctx.clock(), UTC)
-
-
-def _encode_cursor(user: UserPublic) -> str:
-    raw = f"{user.created_at.isoformat()}|{user.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, user_id = raw.split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(user_id)
-    except ValueError:
-        raise ValidationFailed("the cursor is not one this API returned") from None

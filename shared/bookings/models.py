@@ -6,14 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.bookings.policy import NoShowParty, Policy
 from shared.bookings.states import Status
+from shared.http.cursor import CursorParam
 from shared.mentors.models import Money
+from shared.models import BoundedDatetime, Text
 
-Notes = Annotated[str, StringConstraints(max_length=2000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Notes = Annotated[Text, StringConstraints(max_length=2000)]
+Reason = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ParticipantRole = Literal["student", "mentor"]
 
 
@@ -23,13 +25,13 @@ class Input(BaseModel):
 
 class BookingCreate(Input):
     mentor_id: uuid.UUID
-    start: AwareDatetime
+    start: BoundedDatetime
     length_minutes: Annotated[int, Field(ge=15, le=480)]
     notes: Notes = ""
 
 
 class RescheduleRequest(Input):
-    start: AwareDatetime
+    start: BoundedDatetime
     reason: Reason | None = None
 
 
@@ -59,10 +61,10 @@ class StatusUpdate(Input):
 class BookingQuery(Input):
     role: ParticipantRole | None = None
     status: Status | None = None
-    start: Annotated[AwareDatetime | None, Field(alias="from")] = None
-    end: Annotated[AwareDatetime | None, Field(alias="to")] = None
+    start: Annotated[BoundedDatetime | None, Field(alias="from")] = None
+    end: Annotated[BoundedDatetime | None, Field(alias="to")] = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    cursor: CursorParam | None = None
 
     @model_validator(mode="after")
     def _range(self) -> BookingQuery:

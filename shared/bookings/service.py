@@ -12,8 +12,6 @@ shows (its entries carry profiles, prices and ratings; slots are read live), so 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import random
@@ -39,9 +37,11 @@ from shared.bookings.states import (
 from shared.cache.cache import Cache
 from shared.db.database import Connection, Database
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.http.cursor import Keyset
 from shared.mentors import repository as mentors_repository
 from shared.mentors.availability import generate_slots
-from shared.mentors.service import InvalidCursor, MentorNotFound, check_session_length, schedule_of
+from shared.mentors.service import MentorNotFound, check_session_length, schedule_of
+from shared.models import BoundedDatetime
 
 CREATE_OPERATION = "create_booking"
 EXPIRE_BATCH = 500
@@ -214,20 +214,8 @@ async def get_booking(database: Database, principal: Principal, booking_id: uuid
     return booking
 
 
-def _encode_cursor(booking: Booking) -> str:
-    raw = json.dumps([booking.start.isoformat(), str(booking.id)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        start, booking_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after = datetime.fromisoformat(start), uuid.UUID(booking_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor() from None
-    if after[0].tzinfo is None:
-        raise InvalidCursor()
-    return after
+# List pages, newest start first: the (start, id) of a page's last booking.
+LIST_CURSOR: Keyset[tuple[datetime, uuid.UUID]] = Keyset(tuple[BoundedDatetime, uuid.UUID])
 
 
 def _list_variant(role: str, query: BookingQuery) -> str:
@@ -239,14 +227,14 @@ async def list_bookings(database: Database, cache: Cache, principal: Principal, 
     """GET /api/bookings: the caller's bookings as student or mentor, newest start first, one keyset
     page, as JSON bytes cached in the caller's namespace (2 min, bumped by every change)."""
     role = query.role or ("mentor" if principal.role == "mentor" else "student")
-    after = _decode_cursor(query.cursor) if query.cursor is not None else None
+    after = LIST_CURSOR.decode(query.cursor) if query.cursor is not None else None
     user_id = principal.user_id
 
     async def load() -> bytes:
         async with database.connection() as conn:
             rows = await repository.list_bookings(conn, user_id, role, query, after)
         page, more = list(rows[: query.limit]), len(rows) > query.limit
-        next_cursor = _encode_cursor(page[-1]) if more else None
+        next_cursor = LIST_CURSOR.encode((page[-1].start, page[-1].id)) if more else None
         return BookingsPage(data=page, next_cursor=next_cursor).model_dump_json().encode()
 
     namespace = student_namespace(user_id) if role == "student" else mentor_namespace(user_id)

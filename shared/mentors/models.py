@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import datetime, time
 from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+
+from shared.http.cursor import CursorParam
+from shared.models import BoundedDate, Text
 
 # A UPI virtual payment address: handle@psp (NPCI: 2-256 of letters, digits, dot, hyphen,
 # underscore; the PSP handle is letters then letters/digits).
@@ -56,6 +59,8 @@ Skill = Annotated[str, StringConstraints(max_length=40), AfterValidator(_tag(_SK
 Language = Annotated[str, StringConstraints(max_length=12), AfterValidator(_tag(_LANGUAGE, "language tag"))]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 AmountMinor = Annotated[int, Field(ge=0, le=100_000_000)]
+Headline = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Bio = Annotated[Text, StringConstraints(max_length=5000)]
 
 
 class Input(BaseModel):
@@ -70,8 +75,8 @@ class Money(Input):
 
 
 class MentorCreate(Input):
-    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    bio: Annotated[str, StringConstraints(max_length=5000)] = ""
+    headline: Headline
+    bio: Bio = ""
     skills: Annotated[list[Skill], Field(max_length=30)] = []
     languages: Annotated[list[Language], Field(max_length=20)] = []
     years_experience: Annotated[int, Field(ge=0, le=80)] = 0
@@ -81,8 +86,8 @@ class MentorCreate(Input):
 
 
 class MentorUpdate(Input):
-    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
-    bio: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    headline: Headline | None = None
+    bio: Bio | None = None
     skills: Annotated[list[Skill], Field(max_length=30)] | None = None
     languages: Annotated[list[Language], Field(max_length=20)] | None = None
     years_experience: Annotated[int, Field(ge=0, le=80)] | None = None
@@ -112,7 +117,7 @@ class WeeklyHoursIn(Input):
 class DateOverrideIn(Input):
     """A day off (no times) or extra hours on one local date."""
 
-    date: date
+    date: BoundedDate
     start: time | None = None
     end: time | None = None
 
@@ -188,7 +193,7 @@ class MentorQuery(Input):
     min_rating: Annotated[float, Field(ge=0, le=5)] | None = None
     sort: Sort = "rating"
     limit: Annotated[int, Field(ge=1, le=50)] = 20
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    cursor: CursorParam | None = None
 
     @model_validator(mode="after")
     def _price_range(self) -> MentorQuery:
@@ -198,8 +203,8 @@ class MentorQuery(Input):
 
 
 class SlotQuery(Input):
-    start: Annotated[date, Field(alias="from")]
-    end: Annotated[date, Field(alias="to")]
+    start: Annotated[BoundedDate, Field(alias="from")]
+    end: Annotated[BoundedDate, Field(alias="to")]
     tz: Timezone = "UTC"
     length: Annotated[int, Field(ge=15, le=480)] | None = None
 

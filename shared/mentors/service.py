@@ -7,24 +7,25 @@ anywhere never returns the list as it was before the write (see shared/cache/gen
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
+
+from pydantic import Field
 
 from shared.bookings.repository import fetch_busy_intervals
 from shared.cache.cache import Cache
 from shared.db.database import Database
 from shared.errors import NotFound, ValidationFailed
+from shared.http.cursor import Keyset
 from shared.mentors import repository
 from shared.mentors.availability import DateOverride, Schedule, WeeklyHours, generate_slots
 from shared.mentors.models import (
+    AmountMinor,
     Availability,
     DateOverrideIn,
     MentorCreate,
@@ -39,6 +40,7 @@ from shared.mentors.models import (
     SlotsPublic,
     WeeklyHoursIn,
 )
+from shared.models import BoundedDatetime
 
 LIST_NAMESPACE = "mentors:list"
 LIST_TTL_S = 300
@@ -47,11 +49,6 @@ LIST_TTL_S = 300
 class MentorNotFound(NotFound):
     code = "mentor_not_found"
     title = "No such mentor"
-
-
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
-    title = "The cursor is not one this list issued"
 
 
 class UnsupportedSessionLength(ValidationFailed):
@@ -220,23 +217,19 @@ async def list_slots(database: Database, mentor_id: uuid.UUID, query: SlotQuery,
 # --- discovery ------------------------------------------------------------------------------------
 
 
-def _encode_cursor(sort: str, key: Any, mentor_id: uuid.UUID) -> str:
-    value = key.isoformat() if isinstance(key, datetime) else str(key)
-    raw = json.dumps([sort, value, str(mentor_id)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# Discovery pages: the sort, the sort key and the id of a page's last mentor. Naming the sort makes
+# a cursor from another sort invalid; each key is checked against its column's range.
+Rating = Annotated[Decimal, Field(ge=0, le=5)]
+DISCOVERY_CURSORS: dict[str, Keyset[tuple[str, Any, uuid.UUID]]] = {
+    "rating": Keyset(tuple[Literal["rating"], Rating, uuid.UUID]),
+    "price": Keyset(tuple[Literal["price"], AmountMinor, uuid.UUID]),
+    "newest": Keyset(tuple[Literal["newest"], BoundedDatetime, uuid.UUID]),
+}
 
 
 def _decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, mentor_id = json.loads(raw)
-        if cursor_sort != sort:
-            raise ValueError("cursor of another sort")
-        parse: dict[str, Callable[[str], Any]] = {"rating": Decimal, "price": int, "newest": datetime.fromisoformat}
-        key = parse[sort](value)
-        return key, uuid.UUID(mentor_id)
-    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError):
-        raise InvalidCursor() from None
+    _, key, mentor_id = DISCOVERY_CURSORS[sort].decode(cursor)
+    return key, mentor_id
 
 
 def _variant(query: MentorQuery) -> str:
@@ -259,7 +252,8 @@ async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> 
         next_cursor = None
         if more:
             last = page[-1]
-            next_cursor = _encode_cursor(query.sort, last[repository.SORT_KEY_COLUMN[query.sort]], last["id"])
+            key = last[repository.SORT_KEY_COLUMN[query.sort]]
+            next_cursor = DISCOVERY_CURSORS[query.sort].encode((query.sort, key, last["id"]))
         return (
             MentorsPage(data=[repository.summary_from_row(r) for r in page], next_cursor=next_cursor)
             .model_dump_json()

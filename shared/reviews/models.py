@@ -8,13 +8,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from shared.http.cursor import CursorParam
+from shared.models import Text
+
 
 class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Strict: "5", 4.5 and true are refused rather than coerced into a star count.
     rating: Annotated[StrictInt, Field(ge=1, le=5)]
-    text: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
+    text: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
 
 
 class Review(BaseModel):
@@ -47,4 +50,4 @@ class ReviewQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: Annotated[int, Field(ge=1, le=50)] = 20
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    cursor: CursorParam | None = None

@@ -10,8 +10,6 @@ bumped, so no read that starts after the 201 sees the old rating.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 
@@ -19,9 +17,11 @@ from shared.bookings.caching import invalidate_participants
 from shared.bookings.service import BookingNotFound
 from shared.cache.cache import Cache
 from shared.db.database import Database
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict
+from shared.http.cursor import Keyset
 from shared.mentors import repository as mentors_repository
 from shared.mentors.service import MentorNotFound, invalidate_mentor_list
+from shared.models import BoundedDatetime
 from shared.reviews import repository
 from shared.reviews.models import Review, ReviewCreate, ReviewQuery, ReviewsPage
 
@@ -31,9 +31,8 @@ class BookingNotCompleted(Conflict):
     title = "Only a completed booking can be reviewed"
 
 
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
-    title = "The cursor is not one this list issued"
+# A mentor's review pages, newest first: the (created_at, id) of a page's last review.
+REVIEWS_CURSOR: Keyset[tuple[datetime, uuid.UUID]] = Keyset(tuple[BoundedDatetime, uuid.UUID])
 
 
 async def create_review(
@@ -65,28 +64,11 @@ async def list_reviews(database: Database, mentor_id: uuid.UUID, query: ReviewQu
     Read from the database each time (an index range scan on reviews_mentor_id_idx), so a new
     review shows at once.
     """
-    after = _decode_cursor(query.cursor) if query.cursor is not None else None
+    after = REVIEWS_CURSOR.decode(query.cursor) if query.cursor is not None else None
     async with database.connection() as conn:
         if await mentors_repository.fetch_mentor(conn, mentor_id, listed_only=True) is None:
             raise MentorNotFound()
         rows = await repository.list_reviews(conn, mentor_id, after, query.limit + 1)
     page = rows[: query.limit]
-    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > query.limit else None
+    next_cursor = REVIEWS_CURSOR.encode((page[-1].created_at, page[-1].id)) if len(rows) > query.limit else None
     return ReviewsPage(data=page, next_cursor=next_cursor)
-
-
-def _encode_cursor(created_at: datetime, review_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{review_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, review_id = raw.split("|")
-        at = datetime.fromisoformat(created_at)
-        if at.tzinfo is None:
-            raise ValueError("a cursor's time is always zoned")
-        return at, uuid.UUID(review_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor() from None

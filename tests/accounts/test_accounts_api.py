@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from accounts_client import Api, new_ip
+from forged_cursor import with_instant
 
 from shared.auth.tokens import issue_access_token
 from shared.config import get_settings
@@ -276,8 +277,12 @@ async def test_admin_lists_users_filtered_with_cursor_pagination(api: Api, admin
             break
     assert len(seen) == len(set(seen))
     assert {m["id"] for m in mentors} <= set(seen)
-    for bad in ("limit=0", "role=king", "cursor=%21%21", "unknown=1"):
+    for bad in ("limit=0", "role=king", "unknown=1"):
         problem(await api.call("GET", f"admin/users?{bad}", token=token), 422, "validation_failed")
+    first = await api.call("GET", "admin/users?limit=1", token=token)
+    forged = with_instant(first.body["next_cursor"], "0001-01-01T00:00:00+05:00")
+    for cursor in ("%21%21", forged):  # the one error of every paged list for a cursor it did not issue
+        problem(await api.call("GET", f"admin/users?cursor={cursor}", token=token), 422, "invalid_cursor")
 
 
 async def test_deactivation_takes_effect_on_the_very_next_request(api: Api, admin: dict[str, Any]) -> None:

@@ -111,8 +111,10 @@ def _cursor(raw: str) -> str:
         ({"cursor": "x" * 201}, "validation_failed"),
         ({"sort": "oldest"}, "validation_failed"),
         ({"cursor": "garbage!"}, "invalid_cursor"),
-        ({"cursor": _cursor(f"2026-01-05T09:00:00|{uuid.uuid4()}")}, "invalid_cursor"),  # no zone
-        ({"cursor": _cursor("2026-01-05T09:00:00+00:00|not-a-uuid")}, "invalid_cursor"),
+        ({"cursor": _cursor(f'["2026-01-05T09:00:00","{uuid.uuid4()}"]')}, "invalid_cursor"),  # no zone
+        ({"cursor": _cursor('["2026-01-05T09:00:00+00:00","not-a-uuid"]')}, "invalid_cursor"),
+        ({"cursor": _cursor(f'["0001-01-01T00:00:00+05:00","{uuid.uuid4()}"]')}, "invalid_cursor"),
+        ({"cursor": _cursor(f'["2026-01-05T09:00:00+00:00","{uuid.uuid4()}",1]')}, "invalid_cursor"),
         ({"cursor": _cursor("yesterday")}, "invalid_cursor"),
     ],
 )
