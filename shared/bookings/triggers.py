@@ -16,6 +16,7 @@ from shared.bookings.policy import Policy
 from shared.config import get_settings
 from shared.http.auth import AUTHENTICATED, roles
 from shared.http.endpoint import ApiRequest, blueprint, endpoint
+from shared.http.idempotency import to_response
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ async def create_booking(request: ApiRequest[BookingCreate]) -> func.HttpRespons
         now=datetime.now(UTC),
         idempotency_key=key,
     )
-    return idempotency.to_response(outcome)
+    return to_response(outcome)
 
 
 @endpoint(bp, name="list_bookings", route="bookings", method="GET", auth=roles("student", "mentor"))

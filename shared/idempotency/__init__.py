@@ -11,6 +11,8 @@ Use it inside the operation's transaction:
 
     async with database.transaction() as conn:
         outcome = await idempotency.run_once(conn, key, lambda: perform(conn))
+
+and answer with shared/http/idempotency.py `to_response(outcome)`. The SQL is in `repository.py`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import azure.functions as func
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from shared.db.database import Connection
 from shared.errors import DomainError, ValidationFailed
+from shared.idempotency import repository
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -63,9 +66,20 @@ class Outcome:
 
 
 def fingerprint(body: BaseModel) -> bytes:
-    """A digest of the parsed body, so formatting and key order do not make a request different."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """A digest of the validated body in canonical form, so that neither formatting, key order nor
+    the offset an instant is written in (10:00Z and 15:30+05:30) makes a request different."""
+    canonical = json.dumps(to_jsonable_python(_canonical(body.model_dump())), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).digest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
 
 
 def key_from_headers(
@@ -81,23 +95,6 @@ def key_from_headers(
     return IdempotencyKey(user_id, operation, key, fingerprint(body))
 
 
-CLAIM = """
-INSERT INTO idempotency_keys (user_id, operation, key, fingerprint, response_status, response_body)
-VALUES ($1, $2, $3, $4, 0, 'null')
-ON CONFLICT DO NOTHING
-RETURNING true
-"""
-SELECT_STORED = """
-SELECT fingerprint, response_status, response_body FROM idempotency_keys
-WHERE user_id = $1 AND operation = $2 AND key = $3
-"""
-COMPLETE = """
-UPDATE idempotency_keys SET response_status = $4, response_body = $5
-WHERE user_id = $1 AND operation = $2 AND key = $3
-"""
-PURGE = "DELETE FROM idempotency_keys WHERE created_at < $1"
-
-
 async def run_once(conn: Connection, key: IdempotencyKey | None, perform: Callable[[], Awaitable[Result]]) -> Outcome:
     """Run `perform` once per key (inside the caller's transaction), or replay its stored result."""
     if key is None:
@@ -105,32 +102,19 @@ async def run_once(conn: Connection, key: IdempotencyKey | None, perform: Callab
         return Outcome(status, body, replayed=False)
     ids = (key.user_id, key.operation, key.key)
     while True:
-        # Waits here while another transaction holds the same key, until it commits or rolls back.
-        if await conn.fetchval(CLAIM, *ids, key.fingerprint):
+        if await repository.claim(conn, ids, key.fingerprint):
             break
-        stored = await conn.fetchrow(SELECT_STORED, *ids)
+        stored = await repository.fetch_stored(conn, ids)
         if stored is None:
             continue  # housekeeping purged it between the two statements: claim it afresh
-        if bytes(stored["fingerprint"]) != key.fingerprint:
+        if stored.fingerprint != key.fingerprint:
             raise IdempotencyKeyReused()
-        return Outcome(stored["response_status"], stored["response_body"], replayed=True)
+        return Outcome(stored.status, stored.body, replayed=True)
     status, body = await perform()
-    await conn.execute(COMPLETE, *ids, status, body)
+    await repository.complete(conn, ids, status, body)
     return Outcome(status, body, replayed=False)
-
-
-def to_response(outcome: Outcome) -> func.HttpResponse:
-    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
-    return func.HttpResponse(
-        json.dumps(outcome.body),
-        status_code=outcome.status,
-        headers=headers,
-        mimetype="application/json",
-        charset="utf-8",
-    )
 
 
 async def purge_older_than(conn: Connection, cutoff: datetime) -> int:
     """Forget keys created before `cutoff` (housekeeping); returns how many."""
-    status = await conn.execute(PURGE, cutoff)
-    return int(status.split()[-1])
+    return await repository.purge_older_than(conn, cutoff)
