@@ -1,12 +1,13 @@
-"""SQL for reviews: the booking a review is about, the review row, the mentor's aggregate, pages."""
+"""SQL for reviews: the review row, the mentor's aggregate, pages. The booking a review is about is
+read with shared/bookings/repository.py."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from shared.bookings.models import Booking
 from shared.db.database import Connection
 from shared.db.errors import translate_errors
 from shared.errors import Conflict
@@ -21,33 +22,16 @@ class AlreadyReviewed(Conflict):
 _BY_CONSTRAINT = {"reviews_booking_id_key": lambda: AlreadyReviewed()}
 
 
-@dataclass(frozen=True, slots=True)
-class BookingParties:
-    student_id: uuid.UUID
-    mentor_id: uuid.UUID
-    status: str
-
-
-SELECT_BOOKING = "SELECT student_id, mentor_id, status FROM bookings WHERE id = $1"
-
-
-async def fetch_booking(conn: Connection, booking_id: uuid.UUID) -> BookingParties | None:
-    row = await conn.fetchrow(SELECT_BOOKING, booking_id)
-    return None if row is None else BookingParties(row["student_id"], row["mentor_id"], row["status"])
-
-
 INSERT_REVIEW = """
 INSERT INTO reviews (booking_id, mentor_id, student_id, rating, body) VALUES ($1, $2, $3, $4, $5)
 RETURNING id, booking_id, mentor_id, rating, body, created_at
 """
 
 
-async def insert_review(
-    conn: Connection, booking_id: uuid.UUID, parties: BookingParties, rating: int, text: str
-) -> Review:
-    """The new review; AlreadyReviewed when the booking has one, also one committed meanwhile."""
+async def insert_review(conn: Connection, booking: Booking, rating: int, text: str) -> Review:
+    """The new review of `booking`; AlreadyReviewed when it has one, also one committed meanwhile."""
     with translate_errors(_BY_CONSTRAINT):
-        row = await conn.fetchrow(INSERT_REVIEW, booking_id, parties.mentor_id, parties.student_id, rating, text)
+        row = await conn.fetchrow(INSERT_REVIEW, booking.id, booking.mentor_id, booking.student_id, rating, text)
     assert row is not None
     return Review(
         id=row["id"],

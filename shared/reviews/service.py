@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from shared.bookings import repository as bookings_repository
 from shared.bookings.caching import invalidate_participants
 from shared.bookings.service import BookingNotFound
 from shared.cache.cache import Cache
@@ -45,16 +46,16 @@ async def create_review(
     `already_reviewed` from the unique constraint.
     """
     async with database.transaction() as conn:
-        parties = await repository.fetch_booking(conn, booking_id)
-        if parties is None or parties.student_id != student_id:
+        booking = await bookings_repository.fetch_booking(conn, booking_id)
+        if booking is None or booking.student_id != student_id:
             raise BookingNotFound()
-        if parties.status != "completed":
-            raise BookingNotCompleted(extra={"status": parties.status})
-        review = await repository.insert_review(conn, booking_id, parties, data.rating, data.text)
-        average, count = await repository.lock_mentor_and_aggregate(conn, parties.mentor_id)
-        await mentors_repository.set_rating(conn, parties.mentor_id, average, count)
+        if booking.status != "completed":
+            raise BookingNotCompleted(extra={"status": booking.status})
+        review = await repository.insert_review(conn, booking, data.rating, data.text)
+        average, count = await repository.lock_mentor_and_aggregate(conn, booking.mentor_id)
+        await mentors_repository.set_rating(conn, booking.mentor_id, average, count)
     await invalidate_mentor_list(cache)
-    await invalidate_participants(cache, student_id=parties.student_id, mentor_id=parties.mentor_id)
+    await invalidate_participants(cache, student_id=booking.student_id, mentor_id=booking.mentor_id)
     return review
 
 
