@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from shared import resources
 from shared.accounts import service
 from shared.accounts.models import (
@@ -19,7 +17,6 @@ from shared.accounts.models import (
 )
 from shared.accounts.service import AccountsContext
 from shared.config import get_settings
-from shared.errors import NotFound
 from shared.http.auth import ANONYMOUS, AUTHENTICATED, roles
 from shared.http.endpoint import ApiRequest, blueprint, endpoint
 
@@ -87,8 +84,4 @@ async def list_users(request: ApiRequest[None]) -> UsersPublic:
 )
 async def admin_update_user(request: ApiRequest[AdminUserUpdate]) -> UserPublic:
     assert request.body is not None
-    try:
-        user_id = uuid.UUID(request.route_params.get("id", ""))
-    except ValueError:
-        raise NotFound("no such account") from None
-    return await service.admin_update_user(await _context(), request.user, user_id, request.body)
+    return await service.admin_update_user(await _context(), request.user, request.route_id(), request.body)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import azure.functions as func
 
@@ -21,10 +19,6 @@ from shared.http.idempotency import to_response
 logger = logging.getLogger(__name__)
 
 bp = blueprint()
-
-
-def _id(request: ApiRequest[Any]) -> uuid.UUID:
-    return uuid.UUID(request.route_params["id"])  # the route's guid constraint already checked it
 
 
 @endpoint(
@@ -56,7 +50,7 @@ async def list_bookings(request: ApiRequest[None]) -> bytes:
 
 @endpoint(bp, name="get_booking", route="bookings/{id:guid}", method="GET", auth=AUTHENTICATED)
 async def get_booking(request: ApiRequest[None]) -> Booking:
-    return await service.get_booking(await resources.get_database(), request.user, _id(request))
+    return await service.get_booking(await resources.get_database(), request.user, request.route_id())
 
 
 @endpoint(
@@ -70,7 +64,9 @@ async def get_booking(request: ApiRequest[None]) -> Booking:
 async def reschedule_booking(request: ApiRequest[RescheduleRequest]) -> Booking:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
-    return await service.reschedule_booking(db, cache, request.user, _id(request), request.body, now=datetime.now(UTC))
+    return await service.reschedule_booking(
+        db, cache, request.user, request.route_id(), request.body, now=datetime.now(UTC)
+    )
 
 
 @endpoint(
@@ -80,7 +76,7 @@ async def cancel_booking(request: ApiRequest[CancelRequest]) -> Booking:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
     return await service.cancel_booking(
-        db, cache, request.user, _id(request), request.body.reason, now=datetime.now(UTC)
+        db, cache, request.user, request.route_id(), request.body.reason, now=datetime.now(UTC)
     )
 
 
@@ -95,7 +91,7 @@ async def cancel_booking(request: ApiRequest[CancelRequest]) -> Booking:
 async def update_booking_status(request: ApiRequest[StatusUpdate]) -> Booking:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
-    return await service.update_status(db, cache, request.user, _id(request), request.body, now=datetime.now(UTC))
+    return await service.update_status(db, cache, request.user, request.route_id(), request.body, now=datetime.now(UTC))
 
 
 @bp.function_name("expire_stale_holds")

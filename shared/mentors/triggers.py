@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from shared import resources
 from shared.http.auth import ANONYMOUS, roles
@@ -26,10 +24,6 @@ from shared.mentors.models import (
 
 bp = blueprint()
 MENTOR = roles("mentor")
-
-
-def _id(request: ApiRequest[Any]) -> uuid.UUID:
-    return uuid.UUID(request.route_params["id"])  # the route's guid constraint already checked it
 
 
 @endpoint(bp, name="create_mentor", route="mentors", method="POST", auth=MENTOR, body=MentorCreate, status=201)
@@ -86,13 +80,13 @@ async def set_availability(request: ApiRequest[Availability]) -> Availability:
 
 @endpoint(bp, name="get_mentor", route="mentors/{id:guid}", method="GET", auth=ANONYMOUS)
 async def get_mentor(request: ApiRequest[None]) -> MentorPublic:
-    return await service.get_mentor(await resources.get_database(), _id(request))
+    return await service.get_mentor(await resources.get_database(), request.route_id())
 
 
 @endpoint(bp, name="list_mentor_slots", route="mentors/{id:guid}/slots", method="GET", auth=ANONYMOUS)
 async def list_slots(request: ApiRequest[None]) -> SlotsPublic:
     query = SlotQuery.model_validate(dict(request.query))
-    return await service.list_slots(await resources.get_database(), _id(request), query, now=datetime.now(UTC))
+    return await service.list_slots(await resources.get_database(), request.route_id(), query, now=datetime.now(UTC))
 
 
 @endpoint(
@@ -106,4 +100,4 @@ async def list_slots(request: ApiRequest[None]) -> SlotsPublic:
 async def set_active(request: ApiRequest[ActivationUpdate]) -> MentorPrivate:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
-    return await service.set_mentor_active(db, cache, _id(request), request.body.active)
+    return await service.set_mentor_active(db, cache, request.route_id(), request.body.active)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from shared import resources
 from shared.http.auth import ANONYMOUS, roles
 from shared.http.endpoint import ApiRequest, blueprint, endpoint
@@ -12,10 +9,6 @@ from shared.reviews import service
 from shared.reviews.models import Review, ReviewCreate, ReviewQuery, ReviewsPage
 
 bp = blueprint()
-
-
-def _id(request: ApiRequest[Any]) -> uuid.UUID:
-    return uuid.UUID(request.route_params["id"])  # the route's guid constraint already checked it
 
 
 # Students only: a mentor (even the booking's) or an admin is 403 before the booking is looked up.
@@ -31,10 +24,10 @@ def _id(request: ApiRequest[Any]) -> uuid.UUID:
 async def create_review(request: ApiRequest[ReviewCreate]) -> Review:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
-    return await service.create_review(db, cache, request.user.user_id, _id(request), request.body)
+    return await service.create_review(db, cache, request.user.user_id, request.route_id(), request.body)
 
 
 @endpoint(bp, name="list_mentor_reviews", route="mentors/{id:guid}/reviews", method="GET", auth=ANONYMOUS)
 async def list_mentor_reviews(request: ApiRequest[None]) -> ReviewsPage:
     query = ReviewQuery.model_validate(dict(request.query))
-    return await service.list_reviews(await resources.get_database(), _id(request), query)
+    return await service.list_reviews(await resources.get_database(), request.route_id(), query)

@@ -163,3 +163,18 @@ def test_constraint_errors_map_to_domain_errors() -> None:
     assert to_domain_error(foreign) is not None and to_domain_error(foreign).status == 422  # type: ignore[union-attr]
     assert isinstance(to_domain_error(exclusion), Conflict)
     assert to_domain_error(ValueError("x")) is None
+
+
+async def test_route_id_reads_a_uuid_and_a_malformed_one_names_nothing() -> None:
+    seen: list[Any] = []
+
+    async def handler(request: ApiRequest[None]) -> None:
+        seen.append(request.route_id())
+
+    function = register(handler)
+    for raw, status in (("0b9ec1d4-5d52-4a0e-9a55-4f3b0c1e2d3f", 204), ("not-a-uuid", 404), ("", 404)):
+        request = func.HttpRequest("POST", "http://localhost/api/probe", body=b"", route_params={"id": raw})
+        response = await function(req=request, context=FakeContext())
+        assert response.status_code == status
+    assert [str(value) for value in seen] == ["0b9ec1d4-5d52-4a0e-9a55-4f3b0c1e2d3f"]
+    assert problem_of(response)["code"] == "not_found"
