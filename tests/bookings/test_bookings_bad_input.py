@@ -3,17 +3,13 @@ overflow date arithmetic or cannot be encoded, forged cursors, and NUL character
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
 import pytest
-from bookings_helpers import Client, Reply, User, is_problem, slot
+from bookings_helpers import Client, MakeMentor, MakeUser, Reply, User, is_problem, slot
 from forged_cursor import with_instant
-
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 
 OUT_OF_RANGE = [
     "9999-12-30T10:00:00+00:00",  # adding the length or the +-2 days around it overflows

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta, timezone
 
 import asyncpg
-from bookings_helpers import Client, User, is_problem, slot
+from bookings_helpers import Client, MakeMentor, MakeUser, User, is_problem, slot
 
-MakeUser = Callable[[str], Awaitable[User]]
-MakeMentor = Callable[..., Awaitable[User]]
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
 
 

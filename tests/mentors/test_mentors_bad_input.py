@@ -3,15 +3,12 @@ free text, and slot queries or date overrides at dates whose arithmetic would ov
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import Client, User
+from api_support import Client, MakeUser
 from test_mentors_api import is_problem, new_mentor, profile
-
-MakeUser = Callable[[str], Awaitable[User]]
 
 
 @pytest.mark.parametrize("field", ["headline", "bio"])
