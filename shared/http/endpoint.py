@@ -62,8 +62,8 @@ class ApiRequest(Generic[Body]):
         return cast(Mapping[str, str], self.http.route_params)
 
     def route_id(self, name: str = "id") -> uuid.UUID:
-        """The route parameter `name` as a UUID; a value that is none names nothing here: 404.
-        (With `{id:guid}` in the route the host has already refused anything else.)"""
+        """The route parameter `name` as a UUID; anything else names no resource, so 404. (A route
+        with `{id:guid}` never gets anything else: the host does not match it.)"""
         try:
             return uuid.UUID(self.route_params.get(name, ""))
         except ValueError:
