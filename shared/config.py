@@ -132,6 +132,15 @@ class Settings(BaseModel):
         default=None, alias="STRIPE_API_BASE_URL"
     )
 
+    # Stripe-Signature timestamps older than this are refused (Stripe's own default is 300 s).
+    stripe_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600, alias="STRIPE_WEBHOOK_TOLERANCE_SECONDS")
+    # One provider call; past it the call counts as failed and the orchestration retries it.
+    payment_provider_timeout_s: float = Field(default=10.0, gt=0, le=60, alias="PAYMENT_PROVIDER_TIMEOUT_SECONDS")
+    # How long starting a checkout waits for the provider order before answering 202 (poll later).
+    payment_checkout_wait_s: float = Field(default=5.0, ge=0, le=30, alias="PAYMENT_CHECKOUT_WAIT_SECONDS")
+    # Reconciliation asks the provider about local payments still created/pending after this long.
+    payment_reconcile_min_age_s: int = Field(default=120, ge=0, alias="PAYMENT_RECONCILE_MIN_AGE_SECONDS")
+
     durable_task_hub: str = Field(default="codeconnect", alias="DURABLE_TASK_HUB")
     app_insights_connection_string: str | None = Field(default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
 

@@ -1,0 +1,1 @@
+"""Payments: provider orders, signed webhooks, refunds and the booking-to-payment orchestration."""
