@@ -263,7 +263,17 @@ def _timer_service(module: Any, ctx: ServiceContext) -> BackgroundService | None
     status_store: ScheduleStatusStore = (
         BlobScheduleStatusStore(storage, default_host_id()) if storage else MemoryScheduleStatusStore()
     )
-    scheduler = module.TimerScheduler(ctx.app.functions, ctx.invoker, ctx.clock, status_store)
+
+    def inputs_for(spec: FunctionSpec) -> dict[str, Any]:
+        inputs = {}
+        for binding in spec.input_bindings():
+            provider = ctx.input_providers.get(str(binding.get("type")))
+            if provider is None:
+                raise LookupError(f"no provider for {binding.get('type')} inputs (function {spec.name!r})")
+            inputs[binding["name"]] = provider(spec, binding)
+        return inputs
+
+    scheduler = module.TimerScheduler(ctx.app.functions, ctx.invoker, ctx.clock, status_store, inputs_for=inputs_for)
     ctx.register_fire("timerTrigger", lambda name, _input: scheduler.fire_now(name))
     return cast(BackgroundService, scheduler)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,8 +81,11 @@ class TimerScheduler:
         status_store: ScheduleStatusStore,
         *,
         environ: Mapping[str, str] | None = None,
+        inputs_for: Callable[[FunctionSpec], Mapping[str, Any]] | None = None,
     ) -> None:
         self._invoker = invoker
+        # Values of other input bindings (e.g. a Durable client on a timer), as the host supplies them.
+        self._inputs_for = inputs_for
         self._clock = clock
         self._store = status_store
         self._timers: dict[str, _Timer] = {}
@@ -244,7 +247,8 @@ class TimerScheduler:
         datum = Datum(json.dumps(payload), "json")
         now = self._clock.now().astimezone(timer.schedule.tz).isoformat()
         try:
-            await self._invoker.invoke(timer.spec, datum, reason=f"{reason}: timer fired at {now}")
+            inputs = self._inputs_for(timer.spec) if self._inputs_for and timer.spec.input_bindings() else None
+            await self._invoker.invoke(timer.spec, datum, inputs=inputs, reason=f"{reason}: timer fired at {now}")
         except InvocationError as exc:
             # The invoker has logged the function's exception; the schedule must go on.
             log.warning("%s", exc)

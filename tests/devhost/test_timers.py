@@ -17,7 +17,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from devhost.clock import VirtualClock
 from devhost.hoststorage import HOST_CONTAINER
 from devhost.invoker import Invoker
-from devhost.loader import LoadedApp, load_app
+from devhost.loader import FunctionSpec, LoadedApp, load_app
 from devhost.ncrontab import ScheduleError
 from devhost.timer_status import BlobScheduleStatusStore, MemoryScheduleStatusStore, ScheduleStatus
 from devhost.timers import TimerScheduler
@@ -334,3 +334,24 @@ async def test_blob_status_store_persists_at_the_host_path(
         next=datetime(2026, 1, 4, 9, tzinfo=UTC),
         last_updated=datetime(2026, 1, 3, 9, tzinfo=UTC),
     )
+
+
+async def test_a_timer_function_gets_its_other_input_bindings(invoker: Invoker) -> None:
+    app = load_app(Path(__file__).parent / "apps" / "timer_inputs")
+    received: list[str] = app.get("with_client").user_function.__globals__["RECEIVED"]
+    supplied: list[str] = []
+
+    def inputs_for(spec: FunctionSpec) -> dict[str, Any]:
+        supplied.append(spec.name)
+        return {"client": '{"taskHubName": "hub"}'}
+
+    scheduler = TimerScheduler(
+        app.functions, invoker, VirtualClock(START), MemoryScheduleStatusStore(), inputs_for=inputs_for
+    )
+    await scheduler.start()
+    try:
+        await scheduler.fire_now("with_client")
+    finally:
+        await scheduler.stop()
+    assert supplied == ["with_client"]
+    assert received == ['{"taskHubName": "hub"}']
