@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
@@ -18,8 +18,13 @@ import pytest
 from api_support import Client, MakeUser, User, insert_user, serve_app
 from booking_history import History
 
+from devhost.host import builtin_service_factories
 from devhost.testing import HostThread
 from shared.config import get_settings
+
+if TYPE_CHECKING:
+    from devhost.fakes.razorpay import FakeRazorpay
+    from devhost.fakes.stripe import FakeStripe
 
 pytest_plugins = ["devhost.pytest_plugin"]
 
@@ -52,9 +57,11 @@ async def empty_database_url(database_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
-    """The app (function_app.py) served by devhost for one test module."""
-    yield from serve_app()
+def app_host(payments_env: dict[str, str]) -> Iterator[HostThread]:
+    """The app (function_app.py) served by devhost for one test module, with its trigger services
+    (timers, the Durable engine: createBooking starts the payment orchestration) and the fake
+    payment providers."""
+    yield from serve_app(services=builtin_service_factories())
 
 
 @pytest.fixture
@@ -85,3 +92,38 @@ def make_user(db: asyncpg.Connection[Any]) -> MakeUser:
 @pytest.fixture
 def history(db: asyncpg.Connection[Any]) -> History:
     return History(db)
+
+
+@pytest.fixture(scope="module")
+def fakes(fake_razorpay_server: FakeRazorpay, fake_stripe_server: FakeStripe) -> tuple[FakeRazorpay, FakeStripe]:
+    """The session's fake Razorpay and Stripe servers (devhost/fakes/README.md) for a module's app host."""
+    return fake_razorpay_server, fake_stripe_server
+
+
+@pytest.fixture(scope="module")
+def payments_env(app_settings: dict[str, str], fakes: tuple[FakeRazorpay, FakeStripe]) -> Iterator[dict[str, str]]:
+    """The app's payment settings pointing at `fakes`; apply before the module's host starts.
+
+    Short provider timeouts (the outage tests hang the fakes longer), reconciliation of payments
+    of any age (the tests do not wait minutes) and a host id of the module's own."""
+    razorpay, stripe = fakes
+    env = {
+        **razorpay.app_env(),
+        **stripe.app_env(),
+        "PAYMENT_PROVIDER_TIMEOUT_SECONDS": "1",
+        "PAYMENT_CHECKOUT_WAIT_SECONDS": "5",
+        "PAYMENT_RECONCILE_MIN_AGE_SECONDS": "0",
+        # Timer schedule status is kept per host id in storage: a module of its own, so virtual
+        # clocks of other modules' hosts never make this module's timers look already run.
+        "AzureFunctionsWebHost__hostid": f"test-{uuid.uuid4().hex[:12]}",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    yield env
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    get_settings.cache_clear()

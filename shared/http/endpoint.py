@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
@@ -40,6 +41,8 @@ class ApiRequest(Generic[Body]):
     invocation_id: str
     body: Body | None = None
     principal: Principal | None = None
+    # The DurableOrchestrationClient of routes declared with `durable_client=True`.
+    durable: Any = None
 
     @property
     def user(self) -> Principal:
@@ -90,8 +93,13 @@ class _UnsupportedMediaType(DomainError):
 
 
 def blueprint() -> func.Blueprint:
-    """A blueprint for one feature's functions."""
-    return func.Blueprint()  # type: ignore[no-untyped-call]
+    """A blueprint for one feature's functions.
+
+    A Durable blueprint (a superset of func.Blueprint), so any route may take the Durable client
+    (`endpoint(..., durable_client=True)`).
+    """
+    durable_blueprint: func.Blueprint = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+    return durable_blueprint
 
 
 def endpoint(
@@ -104,21 +112,24 @@ def endpoint(
     body: type[BaseModel] | None = None,
     status: int = 200,
     authenticator: Authenticator = authenticate_bearer,
+    durable_client: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register `handler` as the function `name` serving `method route` (route without the api prefix).
 
     `auth` is required so that every route states who may call it; the guard runs before the body
-    is read.
+    is read. With `durable_client`, `blueprint` must be a Durable blueprint (`df.Blueprint`): the
+    function gets the Durable client input binding and the handler finds the client on
+    `request.durable`.
     """
 
     def register(handler: Handler) -> Handler:
-        async def http_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        async def serve(req: func.HttpRequest, context: func.Context, durable: Any) -> func.HttpResponse:
             token = logs.invocation_id.set(context.invocation_id)
             instance = _path(req.url)
             try:
                 principal = await principal_for(auth, req.headers, authenticator)
                 parsed = _parse_body(req, body) if body is not None else None
-                reply = await handler(ApiRequest(req, context.invocation_id, parsed, principal))
+                reply = await handler(ApiRequest(req, context.invocation_id, parsed, principal, durable))
                 return _to_response(reply, status)
             except DomainError as exc:
                 return problems.from_domain_error(exc, instance=instance)
@@ -130,9 +141,23 @@ def endpoint(
             finally:
                 logs.invocation_id.reset(token)
 
-        http_function.__name__ = http_function.__qualname__ = name
+        function: Callable[..., Awaitable[func.HttpResponse]]
+        if durable_client:
+
+            async def durable_function(req: func.HttpRequest, context: func.Context, client: Any) -> func.HttpResponse:
+                return await serve(req, context, client)
+
+            function = durable_function
+        else:
+
+            async def http_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+                return await serve(req, context, None)
+
+            function = http_function
+        function.__name__ = function.__qualname__ = name
+        bound = blueprint.durable_client_input(client_name="client")(function) if durable_client else function
         blueprint.function_name(name)(
-            blueprint.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(http_function)
+            blueprint.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(bound)
         )
         return handler
 

@@ -49,6 +49,12 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "list_mentor_reviews": "anyone",
     "get_student_stats": frozenset({"student"}),
     "get_mentor_stats": frozenset({"mentor"}),
+    "start_booking_payment": frozenset({"student"}),
+    "get_booking_payment": frozenset({"student"}),
+    "verify_razorpay_payment": frozenset({"student"}),
+    # Authenticated by the provider's signature, not by a user
+    "razorpay_webhook": "anyone",
+    "stripe_webhook": "anyone",
 }
 CALLERS = ("anonymous", "student", "mentor", "admin")
 AUTH_CODES = {"missing_token", "invalid_token", "forbidden"}

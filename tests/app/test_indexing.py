@@ -176,6 +176,41 @@ EXPECTED_FUNCTIONS = {
         "methods": ["GET"],
         "authLevel": "ANONYMOUS",
     },
+    "start_booking_payment": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}/payment",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "get_booking_payment": {
+        "trigger": "httpTrigger",
+        "route": "bookings/{id:guid}/payment",
+        "methods": ["GET"],
+        "authLevel": "ANONYMOUS",
+    },
+    "verify_razorpay_payment": {
+        "trigger": "httpTrigger",
+        "route": "payments/razorpay/verify",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "razorpay_webhook": {
+        "trigger": "httpTrigger",
+        "route": "payments/razorpay/webhook",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "stripe_webhook": {
+        "trigger": "httpTrigger",
+        "route": "payments/stripe/webhook",
+        "methods": ["POST"],
+        "authLevel": "ANONYMOUS",
+    },
+    "reconcile_payments": {"trigger": "timerTrigger", "route": None, "methods": None, "authLevel": None},
+    "booking_payment": {"trigger": "orchestrationTrigger", "route": None, "methods": None, "authLevel": None},
+    "payments_create_order": {"trigger": "activityTrigger", "route": None, "methods": None, "authLevel": None},
+    "payments_confirm_booking": {"trigger": "activityTrigger", "route": None, "methods": None, "authLevel": None},
+    "payments_release_booking": {"trigger": "activityTrigger", "route": None, "methods": None, "authLevel": None},
 }
 
 

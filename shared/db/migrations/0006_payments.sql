@@ -19,6 +19,8 @@ CREATE TABLE payments (
     -- The provider's last object as it sent it (creation response, then webhook payloads).
     raw                  jsonb NOT NULL DEFAULT '{}'::jsonb,
     succeeded_at         timestamptz,
+    -- When reconciliation last asked the provider about it (it takes the least recently asked first).
+    reconciled_at        timestamptz,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT payments_provider_id_key UNIQUE (provider, provider_id),
@@ -26,7 +28,7 @@ CREATE TABLE payments (
     CONSTRAINT payments_booking_id_key UNIQUE (booking_id)
 );
 
-CREATE INDEX payments_status_idx ON payments (status, updated_at);
+CREATE INDEX payments_status_idx ON payments (status, reconciled_at NULLS FIRST);
 
 -- Refunds: at most one per payment (for a cancellation or no-show per the booking's policy, or in
 -- full for a payment that arrived after its booking ended: never both and never twice). The row is written before the provider is called, with the idempotency key the

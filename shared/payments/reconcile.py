@@ -1,0 +1,117 @@
+"""Reconciliation: what webhooks may have missed, settled from the provider's own records.
+
+- local payments still created/pending (and failed Razorpay payments of the last days, which may be
+  authorised late) are fetched from the provider; a payment that succeeded or failed there is
+  applied as a webhook would be, and the booking's orchestration is told (or, when
+  it no longer runs, the booking is confirmed or released directly: both are idempotent);
+- refunds written but never accepted by the provider are sent again with their idempotency key;
+- paid bookings that ended and owe money back without a refund row (a crash after a cancellation,
+  a late payment whose webhook never came) get their refund.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from shared.cache.cache import Cache
+from shared.config import Settings
+from shared.db.database import Database
+from shared.payments import repository as repo
+from shared.payments import service
+from shared.payments.provider import ProviderRejected, ProviderUnavailable
+from shared.payments.states import PAYMENT_MOVES
+
+logger = logging.getLogger(__name__)
+
+BATCH = 50
+# Provider look-ups per run at most; the least recently asked go first, so none is starved.
+MAX_CHECKS_PER_RUN = 500
+# Razorpay keeps polling the bank for up to 3 days, so a failed order may still be paid late.
+LATE_AUTHORISATION_WINDOW = timedelta(days=5)
+
+
+@dataclass
+class Reconciled:
+    payments_checked: int = 0
+    payments_settled: int = 0
+    refunds_resent: int = 0
+    refunds_started: int = 0
+
+
+async def reconcile(database: Database, cache: Cache, settings: Settings, client: Any, *, now: datetime) -> Reconciled:
+    report = Reconciled()
+    while report.payments_checked < MAX_CHECKS_PER_RUN:
+        async with database.connection() as conn:
+            stale = await repo.stale_payments(
+                conn,
+                created_before=now - timedelta(seconds=settings.payment_reconcile_min_age_s),
+                failed_since=now - LATE_AUTHORISATION_WINDOW,
+                asked_before=now,
+                limit=BATCH,
+            )
+        if not stale:
+            break
+        for payment in stale:
+            report.payments_checked += 1
+            try:
+                if await _reconcile_payment(database, cache, settings, client, payment, now=now):
+                    report.payments_settled += 1
+            except Exception:  # one payment's trouble never stops the others; it is asked again next run
+                logger.exception("reconciling payment %s failed", payment.id)
+            async with database.connection() as conn:
+                await repo.mark_reconciled(conn, payment.id, now)
+
+    async with database.connection() as conn:
+        unsent = await repo.unsent_refunds(conn, created_before=now, limit=BATCH)
+    for refund in unsent:
+        async with database.connection() as conn:
+            refunded = await repo.payment(conn, refund.payment_id)
+        if refunded is not None:
+            await service.send_refund(database, settings, refund, refunded, now=now)
+            report.refunds_resent += 1
+
+    async with database.connection() as conn:
+        owed = await repo.bookings_owed_refunds(conn, limit=BATCH)
+    for booking_id in owed:
+        await service.settle_refund(database, settings, booking_id, now=now)
+        report.refunds_started += 1
+    logger.info("payments reconciled: %s", report)
+    return report
+
+
+async def _reconcile_payment(
+    database: Database, cache: Cache, settings: Settings, client: Any, payment: repo.Payment, *, now: datetime
+) -> bool:
+    try:
+        found = await service.make_provider(payment.provider, settings).fetch(payment.provider_id)
+    except (ProviderUnavailable, ProviderRejected) as exc:
+        logger.warning("could not reconcile %s %s: %s", payment.provider, payment.provider_id, exc)
+        return False
+    if found.state == "created" or (found.state == "failed" and payment.status == "failed"):
+        async with database.transaction() as conn:
+            booking = await repo.booking(conn, payment.booking_id)
+            if booking is not None and booking.status != "pending_payment":
+                # The hold is over and nothing was paid (Razorpay ones are still asked about for a few days).
+                await repo.advance_payment(conn, payment.id, to="failed", allowed_from=PAYMENT_MOVES["failed"], now=now)
+                return True
+        return False
+    update = service.PaymentUpdate(
+        payment.provider, payment.provider_id, found.state, found.provider_payment_id, found.raw
+    )
+    follow_up = await service.apply_payment_update(database, settings, update, now=now)
+    if follow_up.event is None or follow_up.booking_id is None:
+        return True
+    instance_id = str(follow_up.booking_id)
+    status = await client.get_status(instance_id)
+    if status and status.runtime_status == df.OrchestrationRuntimeStatus.Running:
+        await client.raise_event(instance_id, follow_up.event, {"payment": follow_up.payment_status})
+    elif follow_up.event == service.PAYMENT_CONFIRMED:
+        await service.confirm_paid_booking(database, cache, settings, follow_up.booking_id, now=now)
+    else:
+        await service.release_booking(database, cache, settings, follow_up.booking_id, reason="payment_failed", now=now)
+    return True

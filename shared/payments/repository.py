@@ -1,0 +1,298 @@
+"""SQL for payments, refunds and webhook events (and the booking fields the payment flow reads)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.db.database import Connection
+
+
+@dataclass(frozen=True)
+class BookingForPayment:
+    id: uuid.UUID
+    student_id: uuid.UUID
+    mentor_id: uuid.UUID
+    status: str
+    price_minor: int
+    currency: str
+    refund_due_minor: int | None
+    cancelled_at: datetime | None
+    hold_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: uuid.UUID
+    booking_id: uuid.UUID
+    provider: str
+    provider_id: str
+    provider_payment_id: str | None
+    amount_minor: int
+    currency: str
+    status: str
+    raw: dict[str, Any]
+    succeeded_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    provider_refund_id: str | None
+    idempotency_key: str
+    amount_minor: int
+    reason: str
+    status: str
+
+
+SELECT_BOOKING = """
+SELECT id, student_id, mentor_id, status, price_minor, currency, refund_due_minor, cancelled_at,
+       hold_expires_at
+FROM bookings WHERE id = $1
+"""
+
+INSERT_PAYMENT = """
+INSERT INTO payments (booking_id, provider, provider_id, amount_minor, currency, raw)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+"""
+
+SELECT_PAYMENT_BY_BOOKING = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments WHERE booking_id = $1
+"""
+SELECT_PAYMENT_BY_PROVIDER_ID = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments WHERE provider = $1 AND provider_id = $2
+"""
+LOCK_PAYMENT_BY_PROVIDER_ID = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments WHERE provider = $1 AND provider_id = $2 FOR UPDATE
+"""
+SELECT_PAYMENT = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments WHERE id = $1
+"""
+LOCK_PAYMENT = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments WHERE id = $1 FOR UPDATE
+"""
+
+# Statuses only move forward; `$3` lists the statuses the move is allowed from.
+ADVANCE_PAYMENT = """
+UPDATE payments
+SET status = $2,
+    provider_payment_id = COALESCE($4, provider_payment_id),
+    raw = COALESCE($5, raw),
+    succeeded_at = CASE WHEN $2 = 'succeeded' THEN $6 ELSE succeeded_at END,
+    updated_at = $6
+WHERE id = $1 AND status = ANY($3::text[])
+RETURNING id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+"""
+
+SELECT_STALE_PAYMENTS = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments
+WHERE ((status IN ('created', 'pending') AND created_at < $1)
+       -- Razorpay may still capture a failed or unpaid order's payment for days (late authorisation).
+       OR (status = 'failed' AND provider = 'razorpay' AND updated_at > $3))
+  AND (reconciled_at IS NULL OR reconciled_at < $4)
+ORDER BY reconciled_at NULLS FIRST, created_at LIMIT $2
+"""
+MARK_RECONCILED = "UPDATE payments SET reconciled_at = $2 WHERE id = $1"
+
+INSERT_WEBHOOK_EVENT = """
+INSERT INTO webhook_events (provider, event_id, event_type, payload, received_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (provider, event_id) DO NOTHING
+RETURNING event_id
+"""
+SELECT_WEBHOOK_EVENT_PROCESSED = """
+SELECT processed_at IS NOT NULL FROM webhook_events WHERE provider = $1 AND event_id = $2
+"""
+MARK_WEBHOOK_EVENT_PROCESSED = """
+UPDATE webhook_events SET processed_at = $3 WHERE provider = $1 AND event_id = $2 AND processed_at IS NULL
+"""
+
+INSERT_REFUND = """
+INSERT INTO refunds (payment_id, idempotency_key, amount_minor, reason)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+"""
+LOCK_REFUND_BY_PROVIDER_ID = """
+SELECT id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+FROM refunds WHERE provider_refund_id = $1 OR idempotency_key = $2 FOR UPDATE
+"""
+UPDATE_REFUND = """
+UPDATE refunds
+SET provider_refund_id = COALESCE(provider_refund_id, $2), status = $3, raw = $4, updated_at = $5
+WHERE id = $1 AND status = ANY($6::text[])
+RETURNING id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+"""
+SELECT_UNSENT_REFUNDS = """
+SELECT id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+FROM refunds WHERE status = 'requested' AND created_at < $1 ORDER BY created_at LIMIT $2
+"""
+
+# Paid bookings that ended without a session and may owe money back (service.refund_owed decides):
+# cancellations and no-shows with a refund due, and late payments on expired or cancelled bookings.
+SELECT_REFUNDS_OWED = """
+SELECT p.booking_id FROM payments p JOIN bookings b ON b.id = p.booking_id
+WHERE p.status = 'succeeded'
+  AND (b.status = 'expired'
+       OR (b.status IN ('cancelled', 'no_show') AND (b.refund_due_minor > 0 OR p.succeeded_at > b.cancelled_at)))
+  AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id)
+ORDER BY p.updated_at LIMIT $1
+"""
+
+
+def _payment(row: asyncpg.Record) -> Payment:
+    return Payment(**dict(row))
+
+
+def _refund(row: asyncpg.Record) -> Refund:
+    return Refund(**dict(row))
+
+
+async def booking(conn: Connection, booking_id: uuid.UUID) -> BookingForPayment | None:
+    row = await conn.fetchrow(SELECT_BOOKING, booking_id)
+    if row is None:
+        return None
+    return BookingForPayment(
+        id=row["id"],
+        student_id=row["student_id"],
+        mentor_id=row["mentor_id"],
+        status=row["status"],
+        price_minor=row["price_minor"],
+        currency=row["currency"].strip(),
+        refund_due_minor=row["refund_due_minor"],
+        cancelled_at=row["cancelled_at"],
+        hold_expires_at=row["hold_expires_at"],
+    )
+
+
+async def insert_payment(
+    conn: Connection,
+    *,
+    booking_id: uuid.UUID,
+    provider: str,
+    provider_id: str,
+    amount_minor: int,
+    currency: str,
+    raw: dict[str, Any],
+) -> Payment | None:
+    """The new payment, or None when the booking already has one."""
+    row = await conn.fetchrow(INSERT_PAYMENT, booking_id, provider, provider_id, amount_minor, currency, raw)
+    return None if row is None else _payment(row)
+
+
+async def payment_for_booking(conn: Connection, booking_id: uuid.UUID) -> Payment | None:
+    row = await conn.fetchrow(SELECT_PAYMENT_BY_BOOKING, booking_id)
+    return None if row is None else _payment(row)
+
+
+async def lock_payment_by_provider_id(conn: Connection, provider: str, provider_id: str) -> Payment | None:
+    row = await conn.fetchrow(LOCK_PAYMENT_BY_PROVIDER_ID, provider, provider_id)
+    return None if row is None else _payment(row)
+
+
+async def payment(conn: Connection, payment_id: uuid.UUID) -> Payment | None:
+    row = await conn.fetchrow(SELECT_PAYMENT, payment_id)
+    return None if row is None else _payment(row)
+
+
+async def lock_payment(conn: Connection, payment_id: uuid.UUID) -> Payment | None:
+    row = await conn.fetchrow(LOCK_PAYMENT, payment_id)
+    return None if row is None else _payment(row)
+
+
+async def advance_payment(
+    conn: Connection,
+    payment_id: uuid.UUID,
+    *,
+    to: str,
+    allowed_from: tuple[str, ...],
+    now: datetime,
+    provider_payment_id: str | None = None,
+    raw: dict[str, Any] | None = None,
+) -> Payment | None:
+    """The updated payment, or None when its status does not allow the move."""
+    row = await conn.fetchrow(ADVANCE_PAYMENT, payment_id, to, list(allowed_from), provider_payment_id, raw, now)
+    return None if row is None else _payment(row)
+
+
+async def stale_payments(
+    conn: Connection, *, created_before: datetime, failed_since: datetime, asked_before: datetime, limit: int
+) -> list[Payment]:
+    """Unsettled payments reconciliation has not asked about since `asked_before`, least recently asked first."""
+    rows = await conn.fetch(SELECT_STALE_PAYMENTS, created_before, limit, failed_since, asked_before)
+    return [_payment(row) for row in rows]
+
+
+async def mark_reconciled(conn: Connection, payment_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(MARK_RECONCILED, payment_id, now)
+
+
+async def record_webhook_event(
+    conn: Connection, *, provider: str, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
+) -> bool:
+    """True for a first delivery, False for a duplicate event id."""
+    return await conn.fetchval(INSERT_WEBHOOK_EVENT, provider, event_id, event_type, payload, now) is not None
+
+
+async def webhook_event_processed(conn: Connection, provider: str, event_id: str) -> bool:
+    return bool(await conn.fetchval(SELECT_WEBHOOK_EVENT_PROCESSED, provider, event_id))
+
+
+async def mark_webhook_event_processed(conn: Connection, provider: str, event_id: str, now: datetime) -> None:
+    await conn.execute(MARK_WEBHOOK_EVENT_PROCESSED, provider, event_id, now)
+
+
+async def insert_refund(
+    conn: Connection, *, payment_id: uuid.UUID, idempotency_key: str, amount_minor: int, reason: str
+) -> Refund | None:
+    """The new refund, or None when the payment already has one."""
+    row = await conn.fetchrow(INSERT_REFUND, payment_id, idempotency_key, amount_minor, reason)
+    return None if row is None else _refund(row)
+
+
+async def lock_refund(conn: Connection, *, provider_refund_id: str, idempotency_key: str | None) -> Refund | None:
+    row = await conn.fetchrow(LOCK_REFUND_BY_PROVIDER_ID, provider_refund_id, idempotency_key)
+    return None if row is None else _refund(row)
+
+
+async def update_refund(
+    conn: Connection,
+    refund_id: uuid.UUID,
+    *,
+    provider_refund_id: str | None,
+    status: str,
+    raw: dict[str, Any],
+    now: datetime,
+    allowed_from: tuple[str, ...],
+) -> Refund | None:
+    row = await conn.fetchrow(UPDATE_REFUND, refund_id, provider_refund_id, status, raw, now, list(allowed_from))
+    return None if row is None else _refund(row)
+
+
+async def unsent_refunds(conn: Connection, *, created_before: datetime, limit: int) -> list[Refund]:
+    return [_refund(row) for row in await conn.fetch(SELECT_UNSENT_REFUNDS, created_before, limit)]
+
+
+async def bookings_owed_refunds(conn: Connection, *, limit: int) -> list[uuid.UUID]:
+    return [row["booking_id"] for row in await conn.fetch(SELECT_REFUNDS_OWED, limit)]
