@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
@@ -15,6 +17,8 @@ from shared.config import get_settings
 from shared.http.auth import AUTHENTICATED, roles
 from shared.http.endpoint import ApiRequest, blueprint, endpoint
 from shared.http.idempotency import to_response
+from shared.payments.checkout import checkout_for_new_booking
+from shared.payments.service import refund_after_booking_ended
 
 logger = logging.getLogger(__name__)
 
@@ -22,22 +26,38 @@ bp = blueprint()
 
 
 @endpoint(
-    bp, name="create_booking", route="bookings", method="POST", auth=roles("student"), body=BookingCreate, status=201
+    bp,
+    name="create_booking",
+    route="bookings",
+    method="POST",
+    auth=roles("student"),
+    body=BookingCreate,
+    status=201,
+    durable_client=True,
 )
 async def create_booking(request: ApiRequest[BookingCreate]) -> func.HttpResponse:
     assert request.body is not None
     key = idempotency.key_from_headers(
         request.http.headers, user_id=request.user.user_id, operation=service.CREATE_OPERATION, body=request.body
     )
+    database, settings = await resources.get_database(), get_settings()
     outcome = await service.create_booking(
-        await resources.get_database(),
+        database,
         await resources.get_cache(),
         request.user.user_id,
         request.body,
-        policy=Policy.from_settings(get_settings()),
+        policy=Policy.from_settings(settings),
         now=datetime.now(UTC),
         idempotency_key=key,
     )
+    if outcome.status == 201:
+        # The payment flow starts with the booking (a replay finds it running; a free booking is
+        # confirmed already and has none); see shared/payments/checkout.py.
+        payment = None
+        if outcome.body["status"] == "pending_payment":
+            booking_id = uuid.UUID(outcome.body["id"])
+            payment = await checkout_for_new_booking(request.durable, database, settings, booking_id)
+        outcome = dataclasses.replace(outcome, body={**outcome.body, "payment": payment})
     return to_response(outcome)
 
 
@@ -75,9 +95,11 @@ async def reschedule_booking(request: ApiRequest[RescheduleRequest]) -> Booking:
 async def cancel_booking(request: ApiRequest[CancelRequest]) -> Booking:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
-    return await service.cancel_booking(
+    cancelled = await service.cancel_booking(
         db, cache, request.user, request.route_id(), request.body.reason, now=datetime.now(UTC)
     )
+    await refund_after_booking_ended(db, get_settings(), cancelled.id)
+    return cancelled
 
 
 @endpoint(
@@ -91,7 +113,12 @@ async def cancel_booking(request: ApiRequest[CancelRequest]) -> Booking:
 async def update_booking_status(request: ApiRequest[StatusUpdate]) -> Booking:
     assert request.body is not None
     db, cache = await resources.get_database(), await resources.get_cache()
-    return await service.update_status(db, cache, request.user, request.route_id(), request.body, now=datetime.now(UTC))
+    updated = await service.update_status(
+        db, cache, request.user, request.route_id(), request.body, now=datetime.now(UTC)
+    )
+    if updated.status in ("cancelled", "no_show"):
+        await refund_after_booking_ended(db, get_settings(), updated.id)
+    return updated
 
 
 @bp.function_name("expire_stale_holds")

@@ -19,7 +19,7 @@ from devhost.timers import TimerScheduler
 
 
 @pytest.fixture(scope="module")
-def app_host(app_settings: dict[str, str]) -> Iterator[HostThread]:
+def app_host(payments_env: dict[str, str]) -> Iterator[HostThread]:
     """The app with its timer listeners running on a virtual clock."""
     yield from serve_app(clock=VirtualClock(), services=builtin_service_factories())
 
