@@ -4,17 +4,16 @@ orchestration through the Durable HTTP API, and the final booking/payment/refund
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
+from api_support import ROOT, Client, Reply, User, insert_user
 
 from devhost.clock import VirtualClock
 from devhost.durable.harness import DurableHttpHarness
@@ -22,12 +21,10 @@ from devhost.fakes.razorpay import FakeRazorpay
 from devhost.fakes.stripe import FakeStripe
 from devhost.host import builtin_service_factories
 from devhost.testing import HostThread
-from shared.auth.tokens import issue_access_token
 from shared.bookings.policy import Policy
 from shared.config import get_settings
 
 PRICE = {"INR": 150_000, "USD": 4_500, "EUR": 6_000}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def reset(razorpay: FakeRazorpay, stripe: FakeStripe, host: HostThread) -> None:
@@ -46,19 +43,6 @@ def aim_webhooks(razorpay: FakeRazorpay, stripe: FakeStripe, host: HostThread) -
 def serve(clock: VirtualClock) -> HostThread:
     """The app on a devhost with its built-in services (Durable engine, timers) on `clock`."""
     return HostThread(ROOT, clock=clock, services=builtin_service_factories())
-
-
-@dataclass
-class User:
-    id: uuid.UUID
-    token: str
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
 
 
 @dataclass
@@ -88,22 +72,7 @@ class Flow:
     # --- people and bookings ---------------------------------------------------------------------
 
     async def user(self, role: str) -> User:
-        user_id = await self.db.fetchval(
-            "INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, $3, 'unused') RETURNING id",
-            f"{uuid.uuid4().hex[:12]}@example.com",
-            f"{role.title()} {uuid.uuid4().hex[:4]}",
-            role,
-        )
-        token = issue_access_token(
-            get_settings().signing_key(),
-            user_id=user_id,
-            role=role,
-            version=1,
-            session_id=uuid.uuid4(),
-            now=int(time.time()),
-            ttl_s=900,
-        )
-        return User(user_id, token)
+        return await insert_user(self.db, role)
 
     async def booking(
         self, currency: str = "INR", *, student: User | None = None, hold: timedelta = timedelta(minutes=15)
@@ -165,13 +134,7 @@ class Flow:
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        if user is not None:
-            sent["Authorization"] = f"Bearer {user.token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        async with self.http.request(method, f"{self.host.url}/api/{path}", data=data, headers=sent) as response:
-            content = await response.read()
-            return Reply(response.status, dict(response.headers), json.loads(content) if content else None)
+        return await Client(self.http, self.host.url).call(method, path, body, user=user, raw=raw, headers=headers)
 
     async def start_payment(self, booking_id: uuid.UUID, student: User) -> Reply:
         return await self.call("POST", f"bookings/{booking_id}/payment", user=student)

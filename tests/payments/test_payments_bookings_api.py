@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from payments_helpers import PRICE, Flow, User
+from api_support import User
+from payments_helpers import PRICE, Flow
 
 
 def slot(days_ahead: int, hour: int) -> str:
