@@ -90,10 +90,17 @@ async def test_invalidation_makes_the_next_read_load_again(client: Redis) -> Non
 
 async def test_a_load_that_raced_an_invalidation_is_not_stored(client: Redis) -> None:
     cache, name = make_cache(client), key()
-    slow = CountingLoader(b"before-write", delay_s=0.1)
+    loading, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> bytes:
+        loading.set()
+        await release.wait()
+        return b"before-write"
+
     reader = asyncio.create_task(cache.get_or_load(name, 60, slow))
-    await asyncio.sleep(0.02)
+    await loading.wait()
     await cache.invalidate(name)  # the write committed while the load was running
+    release.set()
     assert await reader == b"before-write"
     assert await client.get(name) is None
     assert await cache.get_or_load(name, 60, CountingLoader(b"after-write")) == b"after-write"
