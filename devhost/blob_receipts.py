@@ -5,6 +5,10 @@
   succeeded, so a blob whose run was interrupted is delivered again (at-least-once). devhost also
   completes the receipt of a poisoned blob, with the extra metadata `Failed=true`, so that it is not
   delivered again (the host reaches the same end through its internal queue's dequeue count).
+- Before running a function for a blob version, a host process takes a lease on its receipt (creating
+  it without `Completed`), then checks again that it is not completed, like the host's
+  `BlobQueueTriggerExecutor`: so when several host processes (FUNCTIONS_WORKER_PROCESS_COUNT,
+  scale-out) see the same new blob, one runs the function and the others skip it.
 - A blob that failed every attempt is reported as a JSON `BlobTriggerMessage` in the queue
   `webjobs-blobtrigger-poison`, base64-encoded like the host's queue messages.
 """
@@ -15,6 +19,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
@@ -22,10 +27,13 @@ from azure.storage.queue import BinaryBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from devhost.hoststorage import HOST_CONTAINER, ensure_container
+from devhost.leases import BlobLease
 
 log = logging.getLogger("devhost.blobs")
 
 POISON_QUEUE = "webjobs-blobtrigger-poison"
+# BlobReceiptManager.LeasePeriod; renewed while the function runs.
+RECEIPT_LEASE_PERIOD = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -69,17 +77,20 @@ class BlobReceipts:
             return True
         return False
 
-    async def complete(self, version: BlobVersion, *, failed: bool = False) -> None:
-        """Write the completed receipt (`failed` marks a poisoned blob)."""
-        service = self._blob_service()
-        if not self._container_ready:
-            await ensure_container(service, HOST_CONTAINER)
-            self._container_ready = True
+    async def lease(self, version: BlobVersion) -> BlobLease | None:
+        """Lease the receipt (created pending if absent); None when another host process holds it."""
+        service = await self._ready_service()
+        lease = BlobLease(service.get_blob_client(HOST_CONTAINER, self.receipt_name(version)), RECEIPT_LEASE_PERIOD)
+        return lease if await lease.try_acquire() else None
+
+    async def complete(self, version: BlobVersion, *, failed: bool = False, lease: BlobLease | None = None) -> None:
+        """Write the completed receipt (`failed` marks a poisoned blob), under `lease` if it is held."""
+        service = await self._ready_service()
         metadata = {"Completed": "true"}
         if failed:
             metadata["Failed"] = "true"
         blob = service.get_blob_client(HOST_CONTAINER, self.receipt_name(version))
-        await blob.upload_blob(b"", overwrite=True, metadata=metadata)
+        await blob.upload_blob(b"", overwrite=True, metadata=metadata, lease=lease.client if lease else None)
         self._completed.add(version)
 
     async def send_to_poison_queue(self, version: BlobVersion) -> None:
@@ -106,6 +117,13 @@ class BlobReceipts:
         if self._service is not None:
             await self._service.close()
             self._service = None
+
+    async def _ready_service(self) -> BlobServiceClient:
+        service = self._blob_service()
+        if not self._container_ready:
+            await ensure_container(service, HOST_CONTAINER)
+            self._container_ready = True
+        return service
 
     def _blob_service(self) -> BlobServiceClient:
         if self._service is None:

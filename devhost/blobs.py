@@ -8,7 +8,8 @@ Azurite emits no Event Grid events, so every blob trigger is fed by a container 
 - `source="LogsAndContainerScan"` (the default): a blob version (function, container, blob, ETag) is
   delivered until a completed receipt exists (see `devhost.blob_receipts`), so an unchanged blob is
   not delivered again and an overwrite (new ETag) is. Receipts are written after success only:
-  at-least-once, and a crash between runs re-delivers.
+  at-least-once, and a crash between runs re-delivers. Each delivery runs under a lease on its
+  receipt, so of several host processes scanning the same account only one runs it.
 - `source="EventGrid"` (the only mode on Flex Consumption): one delivery per commit seen, without
   receipts. Blobs present when the poller starts are not delivered (no event was raised for them
   while it was subscribed). Duplicates are possible, as with Event Grid: another host process, a
@@ -48,6 +49,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from devhost.blob_receipts import BlobReceipts, BlobVersion
 from devhost.hoststorage import default_host_id, function_id
 from devhost.invoker import InvocationError, Invoker
+from devhost.leases import BlobLease
 from devhost.loader import FunctionSpec
 from devhost.ncrontab import resolve_settings
 
@@ -216,7 +218,7 @@ class BlobTriggerPoller:
             raise ValueError(f"'{blob_path}' does not match the trigger path of function '{watch.spec.name}'")
         client = self._service(watch.connection).get_blob_client(container, blob_name)
         properties = await client.get_blob_properties()
-        await self._deliver(watch, properties)
+        await self._deliver(watch, properties, forced=True)
 
     async def _poll_forever(self) -> None:
         while True:
@@ -260,12 +262,15 @@ class BlobTriggerPoller:
             return True
         return not await self._host_receipts().is_completed(version)
 
-    async def _deliver(self, watch: _Watch, listed: BlobProperties) -> None:
+    async def _deliver(self, watch: _Watch, listed: BlobProperties, *, forced: bool = False) -> None:
         version = _version(watch, listed)
         self._in_flight.add(version)
         try:
             async with self._semaphore:
-                await self._attempt_all(watch, version)
+                if watch.event_grid or forced:
+                    await self._attempt_all(watch, version)
+                else:
+                    await self._deliver_under_lease(watch, version)
         except Exception:
             log.exception(
                 "Blob trigger '%s': delivering '%s/%s' failed", watch.spec.name, version.container, version.blob
@@ -273,7 +278,20 @@ class BlobTriggerPoller:
         finally:
             self._in_flight.discard(version)
 
-    async def _attempt_all(self, watch: _Watch, version: BlobVersion) -> None:
+    async def _deliver_under_lease(self, watch: _Watch, version: BlobVersion) -> None:
+        """Run the function unless another host process holds the receipt or completed it meanwhile."""
+        receipts = self._host_receipts()
+        lease = await receipts.lease(version)
+        if lease is None:
+            log.debug("Blob '%s/%s': another host process is processing it", version.container, version.blob)
+            return
+        try:
+            if not await receipts.is_completed(version):
+                await self._attempt_all(watch, version, lease)
+        finally:
+            await lease.release()
+
+    async def _attempt_all(self, watch: _Watch, version: BlobVersion, lease: BlobLease | None = None) -> None:
         client = self._service(watch.connection).get_blob_client(version.container, version.blob)
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -297,7 +315,7 @@ class BlobTriggerPoller:
                 log.warning("Attempt %d/%d: %s", attempt, self._max_attempts, exc)
                 continue
             if not watch.event_grid:
-                await self._host_receipts().complete(version)
+                await self._host_receipts().complete(version, lease=lease)
             return
         log.error(
             "Blob '%s/%s' failed %d times for function '%s'; moved to the poison queue",
@@ -309,7 +327,7 @@ class BlobTriggerPoller:
         receipts = self._host_receipts()
         await receipts.send_to_poison_queue(version)
         if not watch.event_grid:
-            await receipts.complete(version, failed=True)
+            await receipts.complete(version, failed=True, lease=lease)
 
     def _service(self, connection: str) -> BlobServiceClient:
         if connection not in self._services:

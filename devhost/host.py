@@ -27,7 +27,7 @@ from typing import Any, Protocol, cast
 from aiohttp import web
 
 from devhost.clock import Clock, SystemClock
-from devhost.hostconfig import HostConfig, load_host_config
+from devhost.hostconfig import ConfigError, HostConfig, load_host_config, process_count
 from devhost.http_server import FireCallback, FunctionKeys, HttpServer
 from devhost.invoker import Invoker
 from devhost.loader import FunctionSpec, LoadedApp, build_routes, check_routes, load_app
@@ -81,7 +81,8 @@ ServiceFactory = Callable[[ServiceContext], BackgroundService | None]
 class Host:
     """A local Functions host for the app in `app_dir`.
 
-    `port=0` binds a free port (read `url` after `start()`). With `enforce_keys`, FUNCTION/ADMIN
+    `port=0` binds a free port (read `url` after `start()`); `reuse_port` shares the port with other
+    host processes (see devhost.supervisor). With `enforce_keys`, FUNCTION/ADMIN
     routes and the admin API need keys: `keys`, or random ones (see `self.keys`). `services` are
     BackgroundService factories (see `builtin_service_factories`); `extra_routes`/`subapps` are
     mounted on the server like the ones factories add.
@@ -101,6 +102,7 @@ class Host:
         thread_count: int | None = None,
         extra_routes: Sequence[web.AbstractRouteDef] = (),
         subapps: Mapping[str, web.Application] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.bind_host = host
@@ -112,6 +114,7 @@ class Host:
         self.thread_count = thread_count
         self.extra_routes = tuple(extra_routes)
         self.subapps = dict(subapps or {})
+        self.reuse_port = reuse_port
         self.url = ""
         self.services: list[BackgroundService] = []
         self._started: list[BackgroundService] = []
@@ -167,7 +170,9 @@ class Host:
                 extra_routes=context.extra_routes,
                 subapps=context.subapps,
             )
-            self.url = context.base_url = await self._server.start(self.bind_host, self.port)
+            self.url = context.base_url = await self._server.start(
+                self.bind_host, self.port, reuse_port=self.reuse_port
+            )
             for service in self.services:
                 await service.start()
                 self._started.append(service)
@@ -273,7 +278,24 @@ def _timer_service(module: Any, ctx: ServiceContext) -> BackgroundService | None
             inputs[binding["name"]] = provider(spec, binding)
         return inputs
 
-    scheduler = module.TimerScheduler(ctx.app.functions, ctx.invoker, ctx.clock, status_store, inputs_for=inputs_for)
+    # Like the host's SingletonListener: each timer's listener runs in the one process holding its
+    # lease in AzureWebJobsStorage, so several host processes fire each occurrence once.
+    locks = None
+    if storage:
+        from devhost.leases import ListenerLocks
+
+        locks = ListenerLocks(storage, default_host_id(), ctx.config.singleton.listener_lock_period)
+    elif process_count() > 1:
+        raise ConfigError("timer triggers in several host processes need AzureWebJobsStorage (for the singleton lock)")
+    scheduler = module.TimerScheduler(
+        ctx.app.functions,
+        ctx.invoker,
+        ctx.clock,
+        status_store,
+        listener_locks=locks,
+        lock_recovery_interval=ctx.config.singleton.listener_lock_recovery_polling_interval.total_seconds(),
+        inputs_for=inputs_for,
+    )
     ctx.register_fire("timerTrigger", lambda name, _input: scheduler.fire_now(name))
     return cast(BackgroundService, scheduler)
 

@@ -115,6 +115,45 @@ def apply_local_settings(settings: LocalSettings, environ: MutableMapping[str, s
     return skipped
 
 
+WORKER_PROCESS_COUNT = "FUNCTIONS_WORKER_PROCESS_COUNT"
+MAX_WORKER_PROCESSES = 10  # Azure's limit
+
+
+def process_count(environ: Mapping[str, str] | None = None, local_values: Mapping[str, str] | None = None) -> int:
+    """`FUNCTIONS_WORKER_PROCESS_COUNT` from the environment, else local.settings.json; 1 by default, as in Azure."""
+    env = os.environ if environ is None else environ
+    text = env.get(WORKER_PROCESS_COUNT) or (local_values or {}).get(WORKER_PROCESS_COUNT) or "1"
+    try:
+        count = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{WORKER_PROCESS_COUNT} must be a whole number, not {text!r}") from None
+    if not 1 <= count <= MAX_WORKER_PROCESSES:
+        raise ConfigError(f"{WORKER_PROCESS_COUNT} must be between 1 and {MAX_WORKER_PROCESSES}, not {count}")
+    return count
+
+
+@dataclass(frozen=True)
+class SingletonSettings:
+    """host.json `singleton`: the listener lock's lease period and how often a process without it retries."""
+
+    listener_lock_period: timedelta = timedelta(seconds=60)
+    listener_lock_recovery_polling_interval: timedelta = timedelta(seconds=60)
+
+    @classmethod
+    def from_host_json(cls, section: Mapping[str, Any]) -> SingletonSettings:
+        """Read the section; absent (or unbounded, `-1`) values keep the host's defaults."""
+        defaults = cls()
+
+        def span(key: str, default: timedelta) -> timedelta:
+            value = section.get(key)
+            return default if value is None else (parse_timespan(str(value)) or default)
+
+        return cls(
+            span("listenerLockPeriod", defaults.listener_lock_period),
+            span("listenerLockRecoveryPollingInterval", defaults.listener_lock_recovery_polling_interval),
+        )
+
+
 @dataclass(frozen=True)
 class HostConfig:
     app_dir: Path
@@ -123,6 +162,7 @@ class HostConfig:
     hub_name: str = DEFAULT_HUB_NAME
     local_http_port: int | None = None
     host_json: Mapping[str, Any] = field(default_factory=dict)
+    singleton: SingletonSettings = field(default_factory=SingletonSettings)
 
 
 def load_host_config(
@@ -155,4 +195,5 @@ def load_host_config(
         hub_name=resolve_settings(str(hub), env),
         local_http_port=settings.local_http_port,
         host_json=host_json,
+        singleton=SingletonSettings.from_host_json(host_json.get("singleton") or {}),
     )

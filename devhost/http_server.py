@@ -208,11 +208,15 @@ class HttpServer:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> str:
-        """Listen on host:port (0 picks a free port) and return the base URL."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> str:
+        """Listen on host:port (0 picks a free port) and return the base URL.
+
+        With `reuse_port`, several processes listen on the same port (SO_REUSEPORT) and the kernel
+        spreads new connections across them.
+        """
         self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         bound_host, bound_port = self._runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -18,7 +18,13 @@ A port of the host's `TimerListener` (azure-webjobs-sdk-extensions), per functio
 The trigger value is the host's TimerInfo JSON: `{"Schedule": {"AdjustForDST": true}, "ScheduleStatus":
 {"Last", "Next", "LastUpdated"} | null, "IsPastDue": bool}`, with times in the schedule's zone.
 
-Not emulated: the singleton listener lock across host instances (every devhost process fires its timers).
+Singleton: with `listener_locks` (devhost passes them whenever AzureWebJobsStorage is set), a
+function's listener runs only in the process holding its listener lock, a lease on
+`azure-webjobs-hosts/locks/{hostId}/Host.Functions.{name}.Listener` like the host's
+`SingletonListener`, so several host processes (FUNCTIONS_WORKER_PROCESS_COUNT, scale-out) fire each
+occurrence once. A process without the lock retries every `lock_recovery_interval` seconds (host.json
+`singleton.listenerLockRecoveryPollingInterval`); when it gets the lock its listener starts, with the
+start-up checks above, as the host's does. Lock waits use real time, whatever the clock.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from azure.functions.meta import Datum
 
@@ -44,6 +50,25 @@ log = logging.getLogger("devhost.timers")
 TIMER_TRIGGER = "timerTrigger"
 
 
+class ListenerLock(Protocol):
+    """A singleton listener lock (devhost.leases.BlobLease)."""
+
+    @property
+    def held(self) -> bool: ...
+
+    async def try_acquire(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class ListenerLockFactory(Protocol):
+    """Gives each timer function its listener lock (devhost.leases.ListenerLocks)."""
+
+    async def lock_for(self, function_name: str) -> ListenerLock: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class _Timer:
     spec: FunctionSpec
@@ -54,6 +79,8 @@ class _Timer:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sleeping_until: datetime | None = None
     task: asyncio.Task[None] | None = None
+    listener_lock: ListenerLock | None = None
+    waiting_for_lock: bool = False
 
 
 def schedule_for(spec: FunctionSpec, environ: Mapping[str, str] | None = None) -> Schedule:
@@ -82,10 +109,14 @@ class TimerScheduler:
         *,
         environ: Mapping[str, str] | None = None,
         inputs_for: Callable[[FunctionSpec], Mapping[str, Any]] | None = None,
+        listener_locks: ListenerLockFactory | None = None,
+        lock_recovery_interval: float = 60.0,
     ) -> None:
         self._invoker = invoker
         # Values of other input bindings (e.g. a Durable client on a timer), as the host supplies them.
         self._inputs_for = inputs_for
+        self._listener_locks = listener_locks
+        self._lock_recovery_interval = lock_recovery_interval
         self._clock = clock
         self._store = status_store
         self._timers: dict[str, _Timer] = {}
@@ -121,12 +152,18 @@ class TimerScheduler:
         self._stopping = True
         tasks = [timer.task for timer in self._timers.values() if timer.task is not None]
         for timer in self._timers.values():
-            if timer.task is not None and timer.sleeping_until is not None:
+            if timer.task is not None and (timer.sleeping_until is not None or timer.waiting_for_lock):
                 timer.task.cancel()
         await asyncio.gather(*tasks, *self._manual, return_exceptions=True)
         for timer in self._timers.values():
             timer.task = None
             timer.sleeping_until = None
+            timer.waiting_for_lock = False
+            if timer.listener_lock is not None:
+                await timer.listener_lock.release()
+                timer.listener_lock = None
+        if self._listener_locks is not None:
+            await self._listener_locks.close()
 
     async def fire_now(self, name: str) -> None:
         """Invoke a timer function once now (the admin API), as the host's binding does for a manual call.
@@ -160,6 +197,7 @@ class TimerScheduler:
         return all(
             timer.task is None
             or timer.task.done()
+            or timer.waiting_for_lock
             or (timer.sleeping_until is not None and timer.sleeping_until > now and not timer.lock.locked())
             for timer in self._timers.values()
         )
@@ -169,6 +207,49 @@ class TimerScheduler:
         await self._call(timer, status, is_past_due=False, reason="Manual")
 
     async def _listen(self, timer: _Timer) -> None:
+        if self._listener_locks is None:
+            await self._run_listener(timer)
+            return
+        while not self._stopping:
+            if not await self._hold_listener_lock(timer):
+                return
+            timer.status = None  # a listener starting here knows only what storage says, as on a new instance
+            await self._run_listener(timer)
+            if not self._stopping:
+                log.warning("Function '%s' lost its singleton listener lock; its listener stopped", timer.spec.name)
+
+    async def _hold_listener_lock(self, timer: _Timer) -> bool:
+        """Wait until this process holds the function's listener lock; False once stopping."""
+        assert self._listener_locks is not None
+        logged = False
+        while not self._stopping:
+            try:
+                if timer.listener_lock is None:
+                    timer.listener_lock = await self._listener_locks.lock_for(timer.spec.name)
+                if await timer.listener_lock.try_acquire():
+                    log.debug("Function '%s' acquired its singleton listener lock", timer.spec.name)
+                    return True
+                if not logged:
+                    log.info(
+                        "Function '%s': another host process holds the singleton listener lock; retrying every %g s",
+                        timer.spec.name,
+                        self._lock_recovery_interval,
+                    )
+                    logged = True
+            except Exception:
+                log.exception("Function '%s': taking the singleton listener lock failed", timer.spec.name)
+            timer.waiting_for_lock = True
+            try:
+                await asyncio.sleep(self._lock_recovery_interval)
+            finally:
+                timer.waiting_for_lock = False
+        return False
+
+    def _holds_lock(self, timer: _Timer) -> bool:
+        return timer.listener_lock is None or timer.listener_lock.held
+
+    async def _run_listener(self, timer: _Timer) -> None:
+        """The host's TimerListener from start to stop (or until the listener lock is lost)."""
         now = self._clock.now()
         is_past_due = False
         if timer.use_monitor:
@@ -181,14 +262,14 @@ class TimerScheduler:
         elif timer.run_on_startup:
             log.info("Function '%s' is configured to run on startup. Executing now.", timer.spec.name)
             await self._invoke(timer, self._clock.now(), run_on_startup=True)
-        while not self._stopping:
+        while not self._stopping and self._holds_lock(timer):
             assert timer.status is not None and timer.status.next is not None
             timer.sleeping_until = timer.status.next
             try:
                 await self._clock.sleep_until(timer.status.next)
             finally:
                 timer.sleeping_until = None
-            if self._stopping:
+            if self._stopping or not self._holds_lock(timer):
                 break
             await self._invoke(timer, self._clock.now())
 

@@ -23,6 +23,7 @@ from devhost.durable.engine import DurableEngine
 from devhost.durable.functions import InvokerRunner
 from devhost.durable.postgres_store import PostgresStore
 from devhost.durable.store import MemoryStore, Store
+from devhost.hostconfig import ConfigError, process_count
 from devhost.loader import FunctionSpec
 
 _DURABLE_TRIGGERS = ("orchestrationTrigger", "activityTrigger")
@@ -72,6 +73,9 @@ def service_factory(ctx: Any) -> DurableService | None:
         return None
     hub = ctx.config.hub_name
     dsn = os.environ.get("DEVHOST_DURABLE_DSN") or os.environ.get("DATABASE_URL")
+    if not dsn and process_count() > 1:
+        # Each process would keep its own in-memory hub: instances started in one are unknown to the others.
+        raise ConfigError("Durable functions in several host processes need DATABASE_URL (or DEVHOST_DURABLE_DSN)")
     store: Store = PostgresStore(dsn, hub) if dsn else MemoryStore(hub)
     engine = DurableEngine(store, InvokerRunner(app.functions, ctx.invoker), clock=ctx.clock)
     ctx.add_routes(durable_routes(engine))

@@ -324,3 +324,16 @@ def test_blob_paths_give_a_prefix_and_binding_data(
 def test_invalid_blob_paths_name_the_function(path: str) -> None:
     with pytest.raises(BlobPathError, match="'ingest'"):
         BlobPath.parse(path, function_name="ingest", environ={})
+
+
+async def test_two_host_processes_scanning_one_account_run_a_new_blob_once(
+    recorded: Any, containers: dict[str, str], storage: BlobServiceClient, new_poller: PollerFactory
+) -> None:
+    calls, _ = recorded
+    host_id = f"h-{uuid4().hex[:8]}"  # one host (app), two processes: same receipts
+    await upload(storage, containers["RECORDINGS_CONTAINER"], "in/shared.txt", b"once")
+    # The delay keeps the first run going while the other process scans and finds no receipt yet.
+    first, second = (new_poller(["recorder"], SpyInvoker(delay=0.5), host_id=host_id) for _ in range(2))
+    await asyncio.gather(first.poll_once(), second.poll_once())
+    await asyncio.gather(first.poll_once(), second.poll_once())
+    assert [blob["content"] for _, blob in calls] == [b"once"]

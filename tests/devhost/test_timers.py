@@ -355,3 +355,47 @@ async def test_a_timer_function_gets_its_other_input_bindings(invoker: Invoker) 
         await scheduler.stop()
     assert supplied == ["with_client"]
     assert received == ['{"taskHubName": "hub"}']
+
+
+def holds_lock(scheduler: TimerScheduler) -> bool:
+    return all(t.listener_lock is not None and t.listener_lock.held for t in scheduler._timers.values())
+
+
+async def test_two_host_processes_fire_each_occurrence_once_and_the_other_takes_over_after_a_stop(
+    app: LoadedApp, invoker: Invoker, calls: list[tuple[str, func.TimerRequest]], storage_connection_string: str
+) -> None:
+    from devhost.leases import ListenerLocks
+
+    clock = VirtualClock(START)
+    store = MemoryScheduleStatusStore()  # one storage account for the whole app, as in Azure
+    host_id = f"h-{uuid4().hex[:8]}"
+
+    def process() -> TimerScheduler:
+        locks = ListenerLocks(storage_connection_string, host_id, timedelta(seconds=15))
+        return TimerScheduler(
+            [app.get("daily")], invoker, clock, store, listener_locks=locks, lock_recovery_interval=0.05
+        )
+
+    first, second = process(), process()
+    await first.start()
+    await second.start()
+    try:
+        await asyncio.sleep(0.3)  # several lock attempts by whichever process lost
+        for _ in range(3):
+            clock.advance(timedelta(days=1))
+            await settle(first)
+            await settle(second)
+        assert len(statuses(calls, "daily")) == 3  # both listening would give 6
+
+        holder, waiter = (first, second) if holds_lock(first) else (second, first)
+        assert holds_lock(holder) and not holds_lock(waiter)
+        await holder.stop()  # releases the lease: the waiting process's next attempt gets it
+        async with asyncio.timeout(5):
+            while not holds_lock(waiter):  # noqa: ASYNC110 (polls another task's lease)
+                await asyncio.sleep(0.02)
+        clock.advance(timedelta(days=1))
+        await settle(waiter)
+        assert len(statuses(calls, "daily")) == 4
+    finally:
+        await first.stop()
+        await second.stop()
