@@ -1,8 +1,9 @@
 """Mentor discovery benchmark through devhost: cache hits, cache misses and the Redis ceiling.
 
-    .venv/bin/python -m loadtests.mentors_benchmark [--seconds 15] [--users 500,1000,2000]
+    .venv/bin/python -m loadtests.mentors_benchmark [--seconds 15] [--users 500,1000,2000] [--processes 1,2]
 
-One run, one devhost process serving `loadtests/ceiling_app` (the product's mentor routes plus a
+One run: for each process count, a fresh devhost (`--processes N`, N host processes on one port, like
+FUNCTIONS_WORKER_PROCESS_COUNT=N) serving `loadtests/ceiling_app` (the product's mentor routes plus a
 bare function returning the same bytes from Redis), private PostgreSQL/Redis/Azurite on 127.0.0.1
 from `devhost.services.start_stack("test")`, 1,000 seeded mentors. For each user level the
 open-loop generator offers users / 1.5 requests/s (1-2 s think time, performance.md §7) to:
@@ -24,9 +25,11 @@ import itertools
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -125,15 +128,94 @@ async def measure(base: str, users_levels: list[int], seconds: float) -> dict[st
     return {"open": open_results, "closed": closed}
 
 
+def wait_until_started(log: Path, process: subprocess.Popen[bytes]) -> None:
+    """Until devhost prints `Host started at` (with several processes: once all of them listen)."""
+    deadline = time.monotonic() + 120
+    while "Host started at" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"devhost did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+
+
+def serve_and_measure(
+    processes: int, env: dict[str, str], redis_url: str, levels: list[int], seconds: float
+) -> dict[str, Any]:
+    """A fresh devhost with `processes` host processes, measured at every level, then stopped."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "devhost", "--app", str(APP), "--port", str(port), "--no-services"]
+    command += ["--processes", str(processes)]
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "devhost.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_started(log, proc)
+            hit_bytes = get(f"{base}/api/mentors")
+            with redis.Redis.from_url(redis_url) as client:
+                client.set("bench:ceiling", hit_bytes)
+            assert get(f"{base}/api/ceiling/mentors") == hit_bytes
+            load_before = os.getloadavg()[0]
+            figures = asyncio.run(measure(base, levels, seconds))
+            health = json.loads(get(f"{base}/api/health"))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    return {**figures, "health": health, "payload": len(hit_bytes), "load_before": load_before}
+
+
+def print_run(processes: int, run: dict[str, Any]) -> None:
+    print(f"\n#### {processes} host process{'es' if processes > 1 else ''} (1-minute load average before: ", end="")
+    print(f"{run['load_before']:.2f})\n")
+    columns = ["users", "target", "offered req/s", "requests", "achieved req/s", "success", "p50 ms", "p95", "p97.5"]
+    print("| " + " | ".join([*columns, "p99", "gen CPU"]) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for users, results in run["open"].items():
+        for label, result in results.items():
+            print(row(label, int(users), result))
+    closed: dict[str, Result] = run["closed"]
+    print("\n| closed loop, 64 connections | req/s | p50 ms | p99 ms | success |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, result in closed.items():
+        print(
+            f"| {label} | {result.achieved_rps:.0f} | {result.percentile(50):.1f} | {result.percentile(99):.1f} | "
+            f"{100 * result.success:.2f} % |"
+        )
+    print(f"\napp cache counters of the process that answered /api/health: {json.dumps(run['health'].get('cache'))}")
+
+
+def print_summary(runs: dict[int, dict[str, Any]]) -> None:
+    baseline = runs[min(runs)]["closed"]["ceiling"].achieved_rps
+    print(f"\n#### Side by side (baseline: the {min(runs)}-process ceiling of this run, {baseline:.0f} req/s)\n")
+    print(
+        "| processes | ceiling req/s | ceiling / baseline | hit req/s | hit / same ceiling | hit / baseline "
+        "| miss req/s | 1,000 users hit success, p97.5 | 2,000 users hit success, p97.5 |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for processes, run in runs.items():
+        closed: dict[str, Result] = run["closed"]
+        ceiling, hit = closed["ceiling"].achieved_rps, closed["hit"].achieved_rps
+
+        def level(users: str, run: dict[str, Any] = run) -> str:
+            result = run["open"].get(users, {}).get("hit")
+            return "-" if result is None else f"{100 * result.success:.2f} %, {result.percentile(97.5):.1f} ms"
+
+        print(
+            f"| {processes} | {ceiling:.0f} | {ceiling / baseline:.2f} | {hit:.0f} | {hit / ceiling:.2f} | "
+            f"{hit / baseline:.2f} | {closed['miss'].achieved_rps:.0f} | {level('1000')} | {level('2000')} |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--users", default="500,1000,2000")
+    parser.add_argument("--processes", default="1,2", help="devhost process counts to compare in this run")
     args = parser.parse_args()
     seconds = min(args.seconds, 60)
     levels = [int(u) for u in args.users.split(",")][:5]
+    counts = [min(max(int(p), 1), 4) for p in args.processes.split(",")][:3]
     stack = start_stack("test")
-    proc = None
     try:
         env = {
             **os.environ,
@@ -146,59 +228,26 @@ def main() -> int:
         }
         subprocess.run([sys.executable, "-m", "shared.db.migrate"], cwd=ROOT, env=env, check=True)
         asyncio.run(seed(stack.database_url))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--app", str(APP), "--port", str(port), "--no-services"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(300):
-            try:
-                get(f"{base}/api/health")
-                break
-            except OSError:
-                time.sleep(0.1)
-        hit_bytes = get(f"{base}/api/mentors")
-        with redis.Redis.from_url(stack.redis_url) as client:
-            client.set("bench:ceiling", hit_bytes)
-        assert get(f"{base}/api/ceiling/mentors") == hit_bytes
-        figures = asyncio.run(measure(base, levels, seconds))
-        health = json.loads(get(f"{base}/api/health"))
+        runs = {count: serve_and_measure(count, env, stack.redis_url, levels, seconds) for count in counts}
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
         stack.stop()
 
-    print(f"{MENTORS} mentors seeded; the hit/ceiling payload is {len(hit_bytes):,} bytes; {seconds:.0f} s per phase\n")
-    columns = ["users", "target", "offered req/s", "requests", "achieved req/s", "success", "p50 ms", "p95", "p97.5"]
-    print("| " + " | ".join([*columns, "p99", "gen CPU"]) + " |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for users, results in figures["open"].items():
-        for label, result in results.items():
-            print(row(label, int(users), result))
-    closed: dict[str, Result] = figures["closed"]
-    print("\n| closed loop, 64 connections | req/s | p50 ms | p99 ms | success |")
-    print("| --- | --- | --- | --- | --- |")
-    for label, result in closed.items():
-        print(
-            f"| {label} | {result.achieved_rps:.0f} | {result.percentile(50):.1f} | {result.percentile(99):.1f} | "
-            f"{100 * result.success:.2f} % |"
-        )
-    ceiling = closed["ceiling"].achieved_rps
-    print(f"\nhit / ceiling throughput: {closed['hit'].achieved_rps / ceiling:.2f}")
-    print(f"miss / ceiling throughput: {closed['miss'].achieved_rps / ceiling:.2f}")
-    print(f"app cache counters at the end: {json.dumps(health.get('cache'))}")
+    payload = runs[counts[0]]["payload"]
+    print(f"{MENTORS} mentors seeded; the hit/ceiling payload is {payload:,} bytes; {seconds:.0f} s per phase")
+    for processes, run in runs.items():
+        print_run(processes, run)
+    print_summary(runs)
 
     def brief(result: Result) -> dict[str, Any]:
         return {**vars(result), "latencies_ms": len(result.latencies_ms)}
 
     raw = {
-        "open": {users: {k: brief(r) for k, r in rs.items()} for users, rs in figures["open"].items()},
-        "closed": {k: brief(r) for k, r in closed.items()},
+        processes: {
+            "open": {users: {k: brief(r) for k, r in rs.items()} for users, rs in run["open"].items()},
+            "closed": {k: brief(r) for k, r in run["closed"].items()},
+            "load_before": run["load_before"],
+        }
+        for processes, run in runs.items()
     }
     print("\n" + json.dumps(raw, default=str))
     return 0
