@@ -110,6 +110,19 @@ async def update_profile(
     return None if row is None else _public(row)
 
 
+# Compare-and-set: a password change that committed meanwhile is never overwritten by the upgrade.
+UPGRADE_HASH = """
+UPDATE users SET password_hash = $3, updated_at = now()
+WHERE id = $1 AND password_hash = $2 AND status = 'active'
+"""
+
+
+async def upgrade_password_hash(conn: Connection, user_id: uuid.UUID, *, old_hash: str, new_hash: str) -> bool:
+    """Replace `old_hash` by `new_hash` (same password, new cost); False if the hash changed meanwhile."""
+    result: str = await conn.execute(UPGRADE_HASH, user_id, old_hash, new_hash)
+    return result == "UPDATE 1"
+
+
 # The row stays (bookings and payments refer to it for audit); what identified the person goes.
 ANONYMISE = """
 WITH before AS (SELECT id, email FROM users WHERE id = $1 AND status <> 'deleted' FOR UPDATE)

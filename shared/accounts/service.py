@@ -95,7 +95,8 @@ async def login(ctx: AccountsContext, credentials: Credentials, *, client_ip: st
 
     Unknown emails and wrong passwords get the same answer after the same bcrypt work. Attempts are
     rate-limited per email and per client IP before any hashing; logins beyond the admitted share
-    of bcrypt capacity are shed with 503.
+    of bcrypt capacity are shed with 503. A hash made at a lower cost than BCRYPT_COST is replaced
+    by one at the current cost once the password is proven (the plain password exists only now).
     """
     window = ctx.settings.rate_limit_window_s
     await ctx.limiter.hit(f"rl:login:ip:{client_ip}", limit=ctx.settings.login_limit_per_ip, window_s=window)
@@ -106,11 +107,18 @@ async def login(ctx: AccountsContext, credentials: Credentials, *, client_ip: st
     record = await _login_record(ctx, credentials.email)
     if not await ctx.hasher.check(credentials.password, record.password_hash if record else None):
         raise InvalidCredentials()
-    assert record is not None  # a missing record never matches
+    assert record is not None and record.password_hash is not None  # a missing record never matches
     if record.status != "active":
         raise AccountDeactivated()
+    new_hash = await ctx.hasher.upgraded_hash(credentials.password, record.password_hash)
     async with ctx.database.transaction() as conn:
-        return await _start_session(ctx, conn, record)
+        upgraded = new_hash is not None and await repository.upgrade_password_hash(
+            conn, record.id, old_hash=record.password_hash, new_hash=new_hash
+        )
+        tokens = await _start_session(ctx, conn, record)
+    if upgraded:
+        await ctx.cache.invalidate(login_cache_key(credentials.email))
+    return tokens
 
 
 async def refresh(ctx: AccountsContext, token: str) -> TokensPublic:

@@ -99,9 +99,25 @@ class PasswordHasher:
         self._login_tokens -= 1.0
 
     def needs_rehash(self, password_hash: str) -> bool:
-        """Whether `password_hash` was made at another cost than the configured one."""
+        """Whether `password_hash` was made at a lower cost than the configured one (or is unreadable).
+
+        A stronger hash is kept when the cost is lowered: rewriting it would weaken it for nothing.
+        """
         parts = password_hash.split("$")
-        return len(parts) < 3 or parts[2] != f"{self.cost:02d}"
+        return len(parts) < 3 or not parts[2].isdigit() or int(parts[2]) < self.cost
+
+    async def upgraded_hash(self, password: str, password_hash: str) -> str | None:
+        """A new hash of `password` at the configured cost when `password_hash` needs one, else None.
+
+        Best effort: when the executor is full the upgrade waits for a later login instead of
+        failing this one.
+        """
+        if not self.needs_rehash(password_hash):
+            return None
+        try:
+            return await self.hash(password)
+        except LoginShed:
+            return None
 
     def _timed_check(self, password: bytes, password_hash: bytes) -> bool:
         started = time.perf_counter()

@@ -95,3 +95,18 @@ def test_rehash_is_needed_when_the_cost_changes() -> None:
     assert not hasher.needs_rehash("$2b$12$" + "x" * 53)
     assert hasher.needs_rehash("$2b$10$" + "x" * 53)
     hasher.close()
+
+
+async def test_an_upgrade_is_skipped_rather_than_shed_when_the_executor_is_full() -> None:
+    hasher = PasswordHasher(cost=5, threads=1, queue_size=0)
+    old = (await asyncio.to_thread(bcrypt.hashpw, b"pw", bcrypt.gensalt(4))).decode()
+    try:
+        upgraded = await hasher.upgraded_hash("pw", old)
+        assert upgraded is not None and upgraded.startswith("$2b$05$") and bcrypt.checkpw(b"pw", upgraded.encode())
+        assert await hasher.upgraded_hash("pw", upgraded) is None
+        busy = asyncio.create_task(hasher.hash("other"))
+        await asyncio.sleep(0)  # the only slot is taken
+        assert await hasher.upgraded_hash("pw", old) is None
+        await busy
+    finally:
+        hasher.close()
