@@ -124,6 +124,7 @@ async def _make_password_hasher() -> PasswordHasher:
         threads=settings.bcrypt_threads,
         queue_size=settings.bcrypt_queue_size,
         login_share=settings.login_admission_share,
+        nice=settings.bcrypt_nice,
     )
 
 

@@ -28,7 +28,7 @@ from shared.cache.cache import Cache
 from shared.cache.ratelimit import RateLimiter
 from shared.config import Settings
 from shared.db.database import Connection, Database
-from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from shared.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated
 from shared.http.cursor import Keyset
 from shared.models import BoundedDatetime
 
@@ -93,17 +93,22 @@ async def register(ctx: AccountsContext, new: UserCreate, *, client_ip: str) -> 
 async def login(ctx: AccountsContext, credentials: Credentials, *, client_ip: str) -> TokensPublic:
     """Check the password and start a session (a new refresh-token family).
 
-    Unknown emails and wrong passwords get the same answer after the same bcrypt work. Attempts are
-    rate-limited per email and per client IP before any hashing; logins beyond the admitted share
-    of bcrypt capacity are shed with 503. A hash made at a lower cost than BCRYPT_COST is replaced
-    by one at the current cost once the password is proven (the plain password exists only now).
+    Unknown emails and wrong passwords get the same answer after the same bcrypt work. Logins beyond
+    the admitted share of bcrypt capacity are shed with 503 before anything else happens; the rest
+    are rate-limited per email and per client IP before any hashing. A hash made at a lower cost
+    than BCRYPT_COST is replaced by one at the current cost once the password is proven (the plain
+    password exists only now).
     """
+    ctx.hasher.admit_login()  # first, and with no I/O: a shed login costs no Redis or PostgreSQL trip
     window = ctx.settings.rate_limit_window_s
-    await ctx.limiter.hit(f"rl:login:ip:{client_ip}", limit=ctx.settings.login_limit_per_ip, window_s=window)
-    await ctx.limiter.hit(
-        f"rl:login:email:{credentials.email}", limit=ctx.settings.login_limit_per_email, window_s=window
-    )
-    ctx.hasher.admit_login()
+    try:
+        await ctx.limiter.hit(f"rl:login:ip:{client_ip}", limit=ctx.settings.login_limit_per_ip, window_s=window)
+        await ctx.limiter.hit(
+            f"rl:login:email:{credentials.email}", limit=ctx.settings.login_limit_per_email, window_s=window
+        )
+    except TooManyRequests:
+        ctx.hasher.refund_login()  # a rate-limited client must not use up other people's logins
+        raise
     record = await _login_record(ctx, credentials.email)
     if not await ctx.hasher.check(credentials.password, record.password_hash if record else None):
         raise InvalidCredentials()

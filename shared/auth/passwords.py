@@ -3,8 +3,13 @@
 bcrypt releases the GIL, so `threads` checks run in parallel on as many cores (performance.md §6).
 At most `threads + queue_size` hashes are admitted at once; beyond that the caller gets 503 with
 Retry-After straight away instead of queueing until the client times out. Logins are further
-admitted at no more than `login_share` of the measured bcrypt capacity, so the rest of the API keeps
-CPU while logins pour in.
+admitted at no more than `login_share` of the measured bcrypt capacity (shared/auth/admission.py),
+so the rest of the API keeps CPU while logins pour in.
+
+The bcrypt threads run at a lower scheduling priority (`nice`, Linux only): whenever the event
+loop, PostgreSQL or Redis have work, the kernel runs them first, and bcrypt gets every CPU cycle
+nobody else wants. Login alone still uses all cores; the other routes keep their latency under
+login load.
 
 bcrypt only reads the first 72 bytes of a password; longer ones are refused by the API models
 (`MAX_PASSWORD_BYTES`) rather than truncated silently.
@@ -13,7 +18,11 @@ bcrypt only reads the first 72 bytes of a password; longer ones are refused by t
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +30,25 @@ from typing import TypeVar
 
 import bcrypt
 
-from shared.errors import ServiceUnavailable
+from shared.auth.admission import LoginAdmission, LoginShed, usable_cores
+
+__all__ = ["MAX_PASSWORD_BYTES", "LoginShed", "PasswordHasher"]
 
 MAX_PASSWORD_BYTES = 72
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
-class LoginShed(ServiceUnavailable):
-    code = "login_overloaded"
-    title = "Too many logins right now; retry shortly"
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value to at least `nice` (Linux: nice is per thread)."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, max(current, min(nice, 19)))
+    except OSError as exc:  # never fatal: bcrypt then competes at normal priority
+        logger.warning("could not lower the bcrypt thread's priority: %s", exc)
 
 
 class PasswordHasher:
@@ -42,27 +61,35 @@ class PasswordHasher:
         threads: int,
         queue_size: int,
         login_share: float = 1.0,
+        nice: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        cores: int | None = None,
     ) -> None:
         self.cost = cost
         self.threads = threads
         self._capacity = threads + queue_size
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix="bcrypt",
+            initializer=lower_thread_priority,
+            initargs=(nice,),
+        )
         self._in_use = 0
-        self._login_share = login_share
-        self._clock = clock
-        self._mean_check_s: float | None = None
-        self._login_tokens = float(threads)
-        self._login_refilled_at = clock()
+        self.admission = LoginAdmission(
+            share=login_share, parallelism=min(threads, cores or usable_cores()), clock=clock
+        )
         self._decoy: bytes | None = None
-        self.shed = 0
+        self._queue_shed = 0
+
+    @property
+    def shed(self) -> int:
+        """Hashes refused so far, by the login budget or because the executor was full."""
+        return self.admission.shed + self._queue_shed
 
     @property
     def login_rate_limit(self) -> float | None:
-        """Logins per second admitted (share * threads / mean check time), once a check was timed."""
-        if self._mean_check_s is None:
-            return None
-        return self._login_share * self.threads / self._mean_check_s
+        """Logins per second admitted (share of the capacity measured in CPU time), once a check ran."""
+        return self.admission.rate_per_s
 
     async def hash(self, password: str) -> str:
         """A new bcrypt hash of `password` at the configured cost."""
@@ -79,24 +106,25 @@ class PasswordHasher:
         if self._decoy is None:
             self._decoy = await self._run(bcrypt.hashpw, b"decoy password", bcrypt.gensalt(self.cost))
         candidate = password.encode()
-        if password_hash is None:
-            await self._run(self._timed_check, candidate, self._decoy)
-            return False
-        return await self._run(self._timed_check, candidate, password_hash.encode())
+        target = self._decoy if password_hash is None else password_hash.encode()
+        matches, cpu_s = await self._run(_timed_check, candidate, target)
+        self.admission.record_check(cpu_s)
+        return matches and password_hash is not None
 
     def admit_login(self) -> None:
-        """Take one login slot from the rate budget, or raise LoginShed (503 + Retry-After)."""
-        rate = self.login_rate_limit
-        if rate is None:
-            return
-        now = self._clock()
-        burst = max(1.0, float(self.threads))
-        self._login_tokens = min(burst, self._login_tokens + (now - self._login_refilled_at) * rate)
-        self._login_refilled_at = now
-        if self._login_tokens < 1.0:
-            self.shed += 1
-            raise LoginShed(retry_after_s=max(1, math.ceil((1.0 - self._login_tokens) / rate)))
-        self._login_tokens -= 1.0
+        """Decide, with no I/O, whether a login may go ahead; raise LoginShed (503) if not.
+
+        A login is refused when the executor is already full (it would be shed after its database
+        read anyway) or when logins are over their share of the bcrypt capacity.
+        """
+        if self._in_use >= self._capacity:
+            self._queue_shed += 1
+            raise LoginShed(retry_after_s=self._queue_retry_after_s())
+        self.admission.admit()
+
+    def refund_login(self) -> None:
+        """Return an admitted login's slot when it stopped before bcrypt (a rate limit answered)."""
+        self.admission.refund()
 
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether `password_hash` was made at a lower cost than the configured one (or is unreadable).
@@ -119,25 +147,26 @@ class PasswordHasher:
         except LoginShed:
             return None
 
-    def _timed_check(self, password: bytes, password_hash: bytes) -> bool:
-        started = time.perf_counter()
-        try:
-            return bcrypt.checkpw(password, password_hash)
-        finally:
-            elapsed = time.perf_counter() - started
-            # A plain running mean of recent checks (the GIL is released around checkpw only).
-            previous = self._mean_check_s
-            self._mean_check_s = elapsed if previous is None else 0.8 * previous + 0.2 * elapsed
-
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._in_use >= self._capacity:
-            self.shed += 1
-            raise LoginShed(retry_after_s=max(1, math.ceil(self._in_use / self.threads * (self._mean_check_s or 0.3))))
+            self._queue_shed += 1
+            raise LoginShed(retry_after_s=self._queue_retry_after_s())
         self._in_use += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:
             self._in_use -= 1
 
+    def _queue_retry_after_s(self) -> int:
+        per_check_s = self.admission.check_cpu_s or 0.3
+        return max(1, math.ceil(self._in_use / self.threads * per_check_s))
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed_check(password: bytes, password_hash: bytes) -> tuple[bool, float]:
+    """checkpw and the CPU seconds this thread spent on it (runs on a bcrypt thread)."""
+    started = time.thread_time()
+    matches = bcrypt.checkpw(password, password_hash)
+    return matches, time.thread_time() - started

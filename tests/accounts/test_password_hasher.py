@@ -73,9 +73,9 @@ async def test_a_full_queue_sheds_at_once_with_retry_after() -> None:
 
 async def test_logins_are_admitted_up_to_the_share_of_measured_capacity() -> None:
     now = [0.0]
-    hasher = PasswordHasher(cost=4, threads=2, queue_size=4, login_share=0.5, clock=lambda: now[0])
+    hasher = PasswordHasher(cost=4, threads=2, queue_size=4, login_share=0.5, clock=lambda: now[0], cores=2)
     hasher.admit_login()  # nothing measured yet: admitted
-    hasher._mean_check_s = 0.25  # pretend checks take 250 ms: capacity 8/s, admitted 4/s
+    hasher.admission.record_check(0.25)  # checks take 250 ms of CPU: capacity 8/s, admitted 4/s
     assert hasher.login_rate_limit == 4.0
     hasher.admit_login()
     hasher.admit_login()  # the burst of `threads`
