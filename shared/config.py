@@ -88,6 +88,8 @@ class Settings(BaseModel):
     bcrypt_cost: int = Field(default=12, ge=4, le=16, alias="BCRYPT_COST")
     # Hashes allowed to wait for a thread; past it, login answers 503 + Retry-After at once.
     bcrypt_queue_size: int = Field(default=8, ge=0, le=1000, alias="BCRYPT_QUEUE_SIZE")
+    # A hash still waiting for a thread after this long is not started but answered with 503.
+    bcrypt_max_wait_s: float = Field(default=2.0, gt=0, le=30, alias="BCRYPT_MAX_WAIT_SECONDS")
     # Logins may use at most this share of the measured bcrypt capacity, so the rest of the API
     # keeps CPU while logins pour in; the excess is shed with 503 + Retry-After.
     login_admission_share: float = Field(default=0.7, gt=0, le=1, alias="LOGIN_ADMISSION_SHARE")

@@ -125,6 +125,7 @@ async def _make_password_hasher() -> PasswordHasher:
         queue_size=settings.bcrypt_queue_size,
         login_share=settings.login_admission_share,
         nice=settings.bcrypt_nice,
+        max_wait_s=settings.bcrypt_max_wait_s,
     )
 
 

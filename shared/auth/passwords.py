@@ -2,7 +2,9 @@
 
 bcrypt releases the GIL, so `threads` checks run in parallel on as many cores (performance.md §6).
 At most `threads + queue_size` hashes are admitted at once; beyond that the caller gets 503 with
-Retry-After straight away instead of queueing until the client times out. Logins are further
+Retry-After straight away instead of queueing until the client times out. A hash that still
+waited for a thread after `max_wait_s` (the machine got busier than its admission assumed) is
+not started but answered with 503 too, so a login never outlives its client. Logins are further
 admitted at no more than `login_share` of the measured bcrypt capacity (shared/auth/admission.py),
 so the rest of the API keeps CPU while logins pour in.
 
@@ -62,6 +64,7 @@ class PasswordHasher:
         queue_size: int,
         login_share: float = 1.0,
         nice: int = 0,
+        max_wait_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         cores: int | None = None,
     ) -> None:
@@ -75,6 +78,8 @@ class PasswordHasher:
             initargs=(nice,),
         )
         self._in_use = 0
+        self._max_wait_s = max_wait_s
+        self._clock = clock
         self.admission = LoginAdmission(
             share=login_share, parallelism=min(threads, cores or usable_cores()), clock=clock
         )
@@ -153,9 +158,24 @@ class PasswordHasher:
             raise LoginShed(retry_after_s=self._queue_retry_after_s())
         self._in_use += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._unless_stale, self._start_by(), fn, args
+            )
         finally:
             self._in_use -= 1
+        if isinstance(outcome, _Stale):
+            self._queue_shed += 1
+            raise LoginShed(retry_after_s=self._queue_retry_after_s())
+        return outcome
+
+    def _start_by(self) -> float:
+        return math.inf if self._max_wait_s is None else self._clock() + self._max_wait_s
+
+    def _unless_stale(self, start_by: float, fn: Callable[..., T], args: tuple[object, ...]) -> T | _Stale:
+        """Run `fn` on a bcrypt thread, unless the job waited in the queue past `start_by`."""
+        if self._clock() > start_by:
+            return _STALE
+        return fn(*args)
 
     def _queue_retry_after_s(self) -> int:
         per_check_s = self.admission.check_cpu_s or 0.3
@@ -163,6 +183,13 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Stale:
+    """The job waited too long for a thread and was not run."""
+
+
+_STALE = _Stale()
 
 
 def _timed_check(password: bytes, password_hash: bytes) -> tuple[bool, float]:

@@ -231,3 +231,36 @@ async def test_over_http_a_shed_login_is_503_problem_json_with_retry_after(app_h
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     assert reply.body["code"] == "login_overloaded"
     assert int(reply.headers["Retry-After"]) >= 60
+
+
+async def test_a_hash_that_waited_past_max_wait_is_shed_not_started() -> None:
+    now = [0.0]
+    hasher = PasswordHasher(cost=4, threads=1, queue_size=1, max_wait_s=2.0, clock=lambda: now[0])
+    hashed = await hasher.hash("pw")
+    started, release = threading.Event(), threading.Event()
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def held_check(password: bytes, hashed: bytes) -> bool:
+        checked.append(password)
+        started.set()
+        release.wait(timeout=10)
+        return real(password, hashed)
+
+    bcrypt.checkpw = held_check  # type: ignore[assignment]
+    try:
+        first = asyncio.create_task(hasher.check("first", hashed))
+        assert await asyncio.to_thread(started.wait, 10)  # the only thread is busy with the first check
+        second = asyncio.create_task(hasher.check("second", hashed))
+        await asyncio.sleep(0.05)  # queued behind it
+        now[0] += 2.5  # the machine stalled: the queued check is now older than max_wait
+        release.set()
+        assert not await first
+        with pytest.raises(LoginShed) as shed:
+            await second
+    finally:
+        bcrypt.checkpw = real
+        hasher.close()
+    assert checked == [b"first"]  # the stale one never reached bcrypt
+    assert shed.value.status == 503 and shed.value.retry_after_s >= 1
+    assert hasher.shed == 1
