@@ -1,18 +1,34 @@
 """Login benchmark through devhost: logins/s and latency beside this machine's bcrypt ceiling.
 
-    python -m venv /tmp/loadvenv && /tmp/loadvenv/bin/pip install -r loadtests/requirements.txt
-    LOCUST=/tmp/loadvenv/bin/locust .venv/bin/python -m loadtests.login_benchmark [--seconds 30]
+    .venv/bin/python -m loadtests.login_benchmark [--seconds 30] [--env BCRYPT_NICE=0] [--pin-generator 0]
 
-Bounded: each phase runs `--seconds` (capped at 120) with a fixed number of users; everything
-listens on 127.0.0.1 only (private PostgreSQL/Redis/Azurite from devhost.services, devhost on a
-free port). Prints the figures as a Markdown table for loadtests/README.md.
+One run measures:
+
+1. the bcrypt ceiling: `checkpw` per second on one thread x cores (and with one thread per core in
+   parallel), at the app's cost, before the phases and again after them;
+2. four phases, each on a fresh devhost process (the app as the Functions host serves it) with the
+   same private PostgreSQL/Redis/Azurite from `devhost.services.start_stack("test")`, all on
+   127.0.0.1, driven by the open-loop generator of `openloop.py` (request i is due at
+   start + i / rate whatever happened to earlier ones; latency counts from that due time):
+   - baseline: GET users/me (bearer token, one PK lookup) at 300/s and GET admin/ui-config
+     (cache hit) at 100/s;
+   - login alone with LOGIN_ADMISSION_SHARE=1.0, logins offered at 2 x the ceiling;
+   - login alone with the default share (0.7), the same offer;
+   - mixed: the baseline streams plus the same login offer, default share.
+
+A 503 with Retry-After is shedding (reported apart, with its own latency); a 503 without it, any
+other status and client timeouts (10 s) are failures. `--env` applies settings to every phase (to
+compare variants); `--pin-generator CPU` pins the generator to that CPU during the phases (the
+server keeps every core: bcrypt needs them all to reach the ceiling). Bounded: every phase lasts
+`--seconds` (capped at 120); nothing leaves loopback. Prints Markdown and the raw figures as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import asyncio
 import json
+import math
 import os
 import secrets
 import socket
@@ -28,9 +44,14 @@ from typing import Any
 import bcrypt
 
 from devhost.services import start_stack
+from loadtests.openloop import Request, Result, open_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "benchmark password"  # noqa: S105 (seeded test accounts on a private database)
+ACCOUNTS = 20
+ME_RATE, UI_RATE = 300.0, 100.0
+LOGIN_OFFER = 2.0  # logins offered, as a multiple of the ceiling (performance.md §8, test 9)
+MAX_CONNECTIONS = 200
 
 
 def bcrypt_ceiling(cost: int, threads: int, seconds: float = 5.0) -> dict[str, float]:
@@ -69,16 +90,27 @@ def call(base: str, method: str, path: str, body: Any = None, token: str | None 
         return json.loads(response.read() or b"null")
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` and all its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class App:
     """devhost serving the app on a free loopback port with `env`."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", str(self.port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-        )
-        for _ in range(200):
+        with log.open("w") as log_file:  # the host logs every invocation, as the Functions host does
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "devhost", "--port", str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        for _ in range(300):
             try:
                 call(self.base, "GET", "health")
                 return
@@ -91,58 +123,98 @@ class App:
         self.proc.wait(timeout=30)
 
 
-def run_locust(base: str, fixture: Path, classes: list[str], users: int, seconds: int, out: Path) -> dict[str, Any]:
-    locust = os.environ.get("LOCUST", "locust")
-    subprocess.run(
-        [
-            locust,
-            "-f",
-            str(ROOT / "loadtests" / "locust_login.py"),
-            "--headless",
-            "-H",
-            base,
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            f"{seconds}s",
-            "--csv",
-            str(out),
-            "--only-summary",
-            "--stop-timeout",
-            "5",
-            *classes,
-        ],
-        env={**os.environ, "BENCH_FIXTURE": str(fixture)},
-        check=False,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=seconds + 60,
+def streams(base: str, fixture: dict[str, Any], kinds: list[str], login_rate: float) -> dict[str, tuple[Any, float]]:
+    accounts, tokens = fixture["accounts"], fixture["tokens"]
+    every: dict[str, tuple[Any, float]] = {
+        "GET users/me": (
+            lambda i: Request(f"{base}/api/users/me", headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"}),
+            ME_RATE,
+        ),
+        "GET admin/ui-config": (lambda _i: f"{base}/api/admin/ui-config", UI_RATE),
+        "login": (lambda i: Request(f"{base}/api/auth/login", "POST", accounts[i % len(accounts)]), login_rate),
+    }
+    return {name: every[name] for name in kinds}
+
+
+async def run_phase(
+    base: str, fixture: dict[str, Any], kinds: list[str], login_rate: float, seconds: float
+) -> dict[str, Result]:
+    chosen = streams(base, fixture, kinds, login_rate)
+    # Warm connections and caches for the other routes; no logins (their queue would spill over).
+    warm = [
+        open_loop(target, rate=rate, seconds=2, users=MAX_CONNECTIONS)
+        for name, (target, rate) in chosen.items()
+        if name != "login"
+    ]
+    await asyncio.gather(*warm)
+    results = await asyncio.gather(
+        *(
+            open_loop(target, rate=rate, seconds=seconds, users=MAX_CONNECTIONS, shed_ok=name == "login")
+            for name, (target, rate) in chosen.items()
+        )
     )
-    rows = {}
-    with open(f"{out}_stats.csv") as stats:
-        for row in csv.DictReader(stats):
-            rows[row["Name"]] = row
-    return rows
+    return dict(zip(chosen, results, strict=True))
 
 
-def summary(row: dict[str, str] | None, seconds: int) -> str:
-    if row is None:
-        return " | ".join(["-"] * 7)
-    count, failures = int(row["Request Count"]), int(row["Failure Count"])
-    return f"{count} | {count / seconds:.2f} | {row['50%']} | {row['95%']} | {row['97.5%']} | {row['99%']} | {failures}"
+def seed(base: str) -> dict[str, Any]:
+    accounts, tokens = [], []
+    for i in range(ACCOUNTS):
+        email = f"bench{i}-{secrets.token_hex(3)}@example.com"
+        call(base, "POST", "auth/register", {"email": email, "password": PASSWORD, "name": "Bench", "role": "student"})
+        accounts.append({"email": email, "password": PASSWORD})
+        tokens.append(call(base, "POST", "auth/login", accounts[-1])["access_token"])
+    return {"accounts": accounts, "tokens": tokens}
+
+
+def fmt(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def rows(label: str, results: dict[str, Result]) -> list[str]:
+    out = []
+    for name, r in results.items():
+        failures = ", ".join(f"{k}: {v}" for k, v in r.statuses.items() if k not in (200, 503)) or "0"
+        answered = len(r.latencies_ms)
+        out.append(
+            f"| {label} | {name} | {r.offered_rps:.1f} | {answered} | {answered / r.seconds:.2f} | "
+            f"{fmt(r.percentile(50))} | {fmt(r.percentile(95))} | {fmt(r.percentile(97.5))} | "
+            f"{fmt(r.percentile(99))} | {fmt(max(r.latencies_ms, default=float('nan')))} | {failures} |"
+        )
+        if r.shed_latencies_ms:
+            sp = r.shed_percentile
+            out.append(
+                f"| {label} | {name} shed (503 + Retry-After) | | {len(r.shed_latencies_ms)} | "
+                f"{len(r.shed_latencies_ms) / r.seconds:.2f} | {fmt(sp(50))} | {fmt(sp(95))} | {fmt(sp(97.5))} | "
+                f"{fmt(sp(99))} | {fmt(max(r.shed_latencies_ms))} | |"
+            )
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--cost", type=int, default=12)
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every phase's host")
+    parser.add_argument("--pin-generator", type=int, default=None, help="CPU to pin the generator to")
+    parser.add_argument("--phases", default="baseline,alone-1.0,alone,mixed")
     args = parser.parse_args()
     seconds = min(args.seconds, 120)
-    cores = os.cpu_count() or 2
+    cores = len(os.sched_getaffinity(0))
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    print(f"load average before: {os.getloadavg()}", flush=True)
     ceiling = bcrypt_ceiling(args.cost, cores)
+    login_rate = LOGIN_OFFER * ceiling["ceiling"]
+    all_phases = {
+        "baseline": ("baseline (other endpoints alone)", {}, ["GET users/me", "GET admin/ui-config"]),
+        "alone-1.0": ("login alone, share 1.0", {"LOGIN_ADMISSION_SHARE": "1.0"}, ["login"]),
+        "alone": ("login alone, default share 0.7", {}, ["login"]),
+        "mixed": ("mixed (share 0.7)", {}, ["GET users/me", "GET admin/ui-config", "login"]),
+    }
     stack = start_stack("test")
+    results: dict[str, dict[str, Result]] = {}
+    phase_info: dict[str, dict[str, Any]] = {}
     try:
         base_env = {
             **os.environ,
@@ -157,45 +229,75 @@ def main() -> int:
             "LOGIN_LIMIT_PER_EMAIL": "1000000",
             "LOGIN_LIMIT_PER_IP": "1000000",
             "REGISTER_LIMIT_PER_IP": "1000000",
+            **extra_env,
         }
         subprocess.run([sys.executable, "-m", "shared.db.migrate"], cwd=ROOT, env=base_env, check=True)
-        results: dict[str, dict[str, Any]] = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            fixture = Path(tmp) / "fixture.json"
-            phases = [
-                ("baseline (other endpoints alone)", {}, ["OtherUser"], 40),
-                ("login alone, share 1.0", {"LOGIN_ADMISSION_SHARE": "1.0"}, ["LoginUser"], 2 * cores + 2),
-                ("login alone, default share 0.7", {}, ["LoginUser"], 2 * cores + 2),
-                ("mixed: other endpoints + login overload (share 0.7)", {}, ["LoginUser", "OtherUser"], 60),
-            ]
-            for index, (label, extra, classes, users) in enumerate(phases):
-                app = App({**base_env, **extra})
+        fixture: dict[str, Any] | None = None
+        logs = tempfile.mkdtemp(prefix="login-bench-")
+        print(f"host logs in {logs}", flush=True)
+        for key in args.phases.split(","):
+            label, env, kinds = all_phases[key]
+            app = App({**base_env, **env}, Path(logs) / f"{key}.log")
+            try:
+                fixture = fixture or seed(app.base)
+                for account in fixture["accounts"][:3]:  # the first checks measure bcrypt's CPU time
+                    call(app.base, "POST", "auth/login", account)
+                affinity = os.sched_getaffinity(0)
+                if args.pin_generator is not None:
+                    os.sched_setaffinity(0, {args.pin_generator})
+                cpu_app, cpu_gen = process_cpu_s(app.proc.pid), time.process_time()
                 try:
-                    if not fixture.exists():
-                        accounts, tokens = [], []
-                        for i in range(20):
-                            email = f"bench{i}-{secrets.token_hex(3)}@example.com"
-                            body = {"email": email, "password": PASSWORD, "name": "Bench", "role": "student"}
-                            call(app.base, "POST", "auth/register", body)
-                            accounts.append({"email": email, "password": PASSWORD})
-                            tokens.append(call(app.base, "POST", "auth/login", accounts[-1])["access_token"])
-                        fixture.write_text(json.dumps({"accounts": accounts, "tokens": tokens}))
-                    results[label] = run_locust(app.base, fixture, classes, users, seconds, Path(tmp) / f"p{index}")
+                    results[label] = asyncio.run(run_phase(app.base, fixture, kinds, login_rate, seconds))
                 finally:
-                    app.stop()
+                    os.sched_setaffinity(0, affinity)
+                phase_info[label] = {
+                    "app_cpu": (process_cpu_s(app.proc.pid) - cpu_app) / seconds,
+                    "generator_cpu": (time.process_time() - cpu_gen) / seconds,
+                    "loadavg_after": os.getloadavg()[0],
+                }
+                print(f"{label}: done, load average {os.getloadavg()}", flush=True)
+            finally:
+                app.stop()
     finally:
         stack.stop()
-    print(
-        f"bcrypt cost {args.cost}: {ceiling['per_core']:.2f} checks/s per core x {cores} cores = "
-        f"{ceiling['ceiling']:.2f}/s ceiling ({ceiling['parallel']:.2f}/s measured with {cores} threads)"
-    )
-    print("\n| phase | operation | requests | per s | p50 ms | p95 | p97.5 | p99 | failures |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for label, rows in results.items():
-        for name in ("login", "login shed (503)", "GET users/me", "GET admin/ui-config"):
-            if name in rows:
-                print(f"| {label} | {name} | {summary(rows[name], seconds)} |")
-    print("\n" + json.dumps({"ceiling": ceiling, "results": results}, default=str))
+    ceiling_after = bcrypt_ceiling(args.cost, cores)
+
+    print(f"\nsettings for every phase: {extra_env or 'defaults'}; generator pinned to {args.pin_generator}")
+    for name, c in (("before", ceiling), ("after", ceiling_after)):
+        print(
+            f"bcrypt cost {args.cost} {name}: {c['per_core']:.2f} checks/s per core x {cores} cores = "
+            f"{c['ceiling']:.2f}/s ceiling ({c['parallel']:.2f}/s measured with {cores} threads in parallel)"
+        )
+    print(f"logins offered at {login_rate:.2f}/s ({LOGIN_OFFER:g} x the ceiling before); {seconds} s per phase\n")
+    print("| phase | operation | offered/s | answered | per s | p50 ms | p95 | p97.5 | p99 | max | failures |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, phase in results.items():
+        print("\n".join(rows(label, phase)))
+    print("\n| phase | devhost CPU (cores) | generator CPU (cores) | 1-min load average after |")
+    print("| --- | --- | --- | --- |")
+    for label, info in phase_info.items():
+        print(f"| {label} | {info['app_cpu']:.2f} | {info['generator_cpu']:.2f} | {info['loadavg_after']:.2f} |")
+
+    def brief(result: Result) -> dict[str, Any]:
+        return {
+            "offered_rps": result.offered_rps,
+            "ok": len(result.latencies_ms),
+            "shed": len(result.shed_latencies_ms),
+            "failures": result.failures,
+            "statuses": result.statuses,
+            "p50": result.percentile(50),
+            "p99": result.percentile(99),
+            "shed_p50": result.shed_percentile(50),
+            "shed_p99": result.shed_percentile(99),
+        }
+
+    raw = {
+        "ceiling": ceiling,
+        "ceiling_after": ceiling_after,
+        "phases": {label: {k: brief(r) for k, r in phase.items()} for label, phase in results.items()},
+        "info": phase_info,
+    }
+    print("\n" + json.dumps(raw, default=str))
     return 0
 
 

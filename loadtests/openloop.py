@@ -6,6 +6,10 @@ generator that quietly slows down (performance.md §7). `users` caps the connect
 requests beyond it queue in the client, and that queueing counts in their latency.
 
 Closed loop: `connections` workers send back to back for a fixed time; it measures throughput.
+
+A target is a URL (GET) or a `Request` (any method, JSON body, headers). With `shed_ok`, a 503
+that carries Retry-After is load shedding working as designed: its latency is kept apart
+(`shed_latencies_ms`) instead of counting as a failure; a 503 without Retry-After still fails.
 """
 
 from __future__ import annotations
@@ -13,12 +17,24 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
 TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    method: str = "GET"
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+
+
+Target = Callable[[int], "str | Request"]
 
 
 @dataclass
@@ -29,24 +45,32 @@ class Result:
     failures: int = 0
     statuses: dict[int | str, int] = field(default_factory=dict)
     generator_cpu_s: float = 0.0
+    shed_latencies_ms: list[float] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
-        return len(self.latencies_ms) + self.failures
+        return len(self.latencies_ms) + len(self.shed_latencies_ms) + self.failures
 
     @property
     def success(self) -> float:
         return len(self.latencies_ms) / self.requests if self.requests else 0.0
 
     def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+        return percentile(self.latencies_ms, p)
+
+    def shed_percentile(self, p: float) -> float:
+        return percentile(self.shed_latencies_ms, p)
 
     @property
     def achieved_rps(self) -> float:
         return len(self.latencies_ms) / self.seconds
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def _cpu() -> float:
@@ -54,23 +78,31 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _one(session: aiohttp.ClientSession, url: str, due: float, result: Result) -> None:
+async def _one(
+    session: aiohttp.ClientSession, target: str | Request, due: float, result: Result, *, shed_ok: bool = False
+) -> None:
+    request = target if isinstance(target, Request) else Request(target)
     try:
-        async with session.get(url) as response:
+        async with session.request(request.method, request.url, json=request.json, headers=request.headers) as response:
             await response.read()
             status = response.status
+            retry_after = response.headers.get("Retry-After")
     except (aiohttp.ClientError, TimeoutError) as exc:
         result.failures += 1
         result.statuses[type(exc).__name__] = result.statuses.get(type(exc).__name__, 0) + 1
         return
-    result.statuses[status] = result.statuses.get(status, 0) + 1
+    elapsed_ms = (time.perf_counter() - due) * 1000
+    key: int | str = status if status != 503 or retry_after else "503 without Retry-After"
+    result.statuses[key] = result.statuses.get(key, 0) + 1
     if status == 200:
-        result.latencies_ms.append((time.perf_counter() - due) * 1000)
+        result.latencies_ms.append(elapsed_ms)
+    elif shed_ok and status == 503 and retry_after:
+        result.shed_latencies_ms.append(elapsed_ms)
     else:
         result.failures += 1
 
 
-async def open_loop(url_for: Callable[[int], str], *, rate: float, seconds: float, users: int) -> Result:
+async def open_loop(url_for: Target, *, rate: float, seconds: float, users: int, shed_ok: bool = False) -> Result:
     """Send `rate` requests/s for `seconds` with at most `users` connections; wait for stragglers."""
     result = Result(offered_rps=rate, seconds=seconds)
     connector = aiohttp.TCPConnector(limit=users, force_close=False)
@@ -85,13 +117,13 @@ async def open_loop(url_for: Callable[[int], str], *, rate: float, seconds: floa
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_one(session, url_for(i), due, result)))
+            tasks.append(asyncio.create_task(_one(session, url_for(i), due, result, shed_ok=shed_ok)))
         await asyncio.gather(*tasks)
     result.generator_cpu_s = _cpu() - cpu_before
     return result
 
 
-async def closed_loop(url_for: Callable[[int], str], *, connections: int, seconds: float) -> Result:
+async def closed_loop(url_for: Target, *, connections: int, seconds: float) -> Result:
     """`connections` workers sending back to back for `seconds`: the throughput the server sustains."""
     result = Result(offered_rps=0.0, seconds=seconds)
     connector = aiohttp.TCPConnector(limit=connections)
