@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +68,17 @@ async def reconcile(database: Database, cache: Cache, settings: Settings, client
                 await repo.mark_reconciled(conn, payment.id, now)
 
     async with database.connection() as conn:
+        paid_pending = await repo.paid_pending_bookings(
+            conn, succeeded_before=now - timedelta(seconds=settings.payment_reconcile_min_age_s), limit=BATCH
+        )
+    for booking_id in paid_pending:
+        try:
+            await _tell(database, cache, settings, client, booking_id, service.PAYMENT_CONFIRMED, "succeeded", now=now)
+            report.payments_settled += 1
+        except Exception:
+            logger.exception("confirming the paid booking %s failed", booking_id)
+
+    async with database.connection() as conn:
         unsent = await repo.unsent_refunds(conn, created_before=now, limit=BATCH)
     for refund in unsent:
         async with database.connection() as conn:
@@ -106,12 +118,29 @@ async def _reconcile_payment(
     follow_up = await service.apply_payment_update(database, settings, update, now=now)
     if follow_up.event is None or follow_up.booking_id is None:
         return True
-    instance_id = str(follow_up.booking_id)
+    await _tell(
+        database, cache, settings, client, follow_up.booking_id, follow_up.event, follow_up.payment_status, now=now
+    )
+    return True
+
+
+async def _tell(
+    database: Database,
+    cache: Cache,
+    settings: Settings,
+    client: Any,
+    booking_id: uuid.UUID,
+    event: str,
+    payment_status: str | None,
+    *,
+    now: datetime,
+) -> None:
+    """Raise the event on the booking's orchestration, or act on it directly when that no longer runs."""
+    instance_id = str(booking_id)
     status = await client.get_status(instance_id)
     if status and status.runtime_status == df.OrchestrationRuntimeStatus.Running:
-        await client.raise_event(instance_id, follow_up.event, {"payment": follow_up.payment_status})
-    elif follow_up.event == service.PAYMENT_CONFIRMED:
-        await service.confirm_paid_booking(database, cache, settings, follow_up.booking_id, now=now)
+        await client.raise_event(instance_id, event, {"payment": payment_status})
+    elif event == service.PAYMENT_CONFIRMED:
+        await service.confirm_paid_booking(database, cache, settings, booking_id, now=now)
     else:
-        await service.release_booking(database, cache, settings, follow_up.booking_id, reason="payment_failed", now=now)
-    return True
+        await service.release_booking(database, cache, settings, booking_id, reason="payment_failed", now=now)

@@ -23,6 +23,7 @@ class BookingForPayment:
     refund_due_minor: int | None
     cancelled_at: datetime | None
     hold_expires_at: datetime | None
+    confirmed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Refund:
 
 SELECT_BOOKING = """
 SELECT id, student_id, mentor_id, status, price_minor, currency, refund_due_minor, cancelled_at,
-       hold_expires_at
+       hold_expires_at, confirmed_at
 FROM bookings WHERE id = $1
 """
 
@@ -150,14 +151,24 @@ FROM refunds WHERE status = 'requested' AND created_at < $1 ORDER BY created_at 
 """
 
 # Paid bookings that ended without a session and may owe money back (service.refund_owed decides):
-# cancellations and no-shows with a refund due, and late payments on expired or cancelled bookings.
+# cancellations and no-shows with a refund due, late payments on expired or cancelled bookings, and
+# payments whose booking was cancelled before the payment confirmed it.
 SELECT_REFUNDS_OWED = """
 SELECT p.booking_id FROM payments p JOIN bookings b ON b.id = p.booking_id
 WHERE p.status = 'succeeded'
   AND (b.status = 'expired'
+       OR (b.status = 'cancelled' AND b.confirmed_at IS NULL)
        OR (b.status IN ('cancelled', 'no_show') AND (b.refund_due_minor > 0 OR p.succeeded_at > b.cancelled_at)))
   AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id)
 ORDER BY p.updated_at LIMIT $1
+"""
+
+# Succeeded payments whose booking still awaits payment: the PaymentConfirmed event was lost (a
+# crash between recording the payment and telling the orchestration) or not acted on yet.
+SELECT_PAID_PENDING_BOOKINGS = """
+SELECT p.booking_id FROM payments p JOIN bookings b ON b.id = p.booking_id
+WHERE p.status = 'succeeded' AND b.status = 'pending_payment' AND p.succeeded_at < $1
+ORDER BY p.succeeded_at LIMIT $2
 """
 
 
@@ -183,6 +194,7 @@ async def booking(conn: Connection, booking_id: uuid.UUID) -> BookingForPayment 
         refund_due_minor=row["refund_due_minor"],
         cancelled_at=row["cancelled_at"],
         hold_expires_at=row["hold_expires_at"],
+        confirmed_at=row["confirmed_at"],
     )
 
 
@@ -296,3 +308,8 @@ async def unsent_refunds(conn: Connection, *, created_before: datetime, limit: i
 
 async def bookings_owed_refunds(conn: Connection, *, limit: int) -> list[uuid.UUID]:
     return [row["booking_id"] for row in await conn.fetch(SELECT_REFUNDS_OWED, limit)]
+
+
+async def paid_pending_bookings(conn: Connection, *, succeeded_before: datetime, limit: int) -> list[uuid.UUID]:
+    rows = await conn.fetch(SELECT_PAID_PENDING_BOOKINGS, succeeded_before, limit)
+    return [row["booking_id"] for row in rows]

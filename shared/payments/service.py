@@ -272,6 +272,10 @@ def refund_owed(booking: repo.BookingForPayment, payment: repo.Payment) -> tuple
     )
     if booking.status == "expired" or paid_after_cancel:
         return payment.amount_minor, "late_payment"
+    if booking.status == "cancelled" and booking.confirmed_at is None:
+        # Paid, but cancelled before the payment confirmed it: the policy granted nothing because
+        # it saw no payment, yet the money is with us and no session was ever booked for it.
+        return payment.amount_minor, "unconfirmed"
     due = booking.refund_due_minor or 0
     if booking.status in ("cancelled", "no_show") and due > 0:
         return min(due, payment.amount_minor), "cancellation" if booking.status == "cancelled" else "no_show"
