@@ -29,9 +29,17 @@ class PaymentsNotConfigured(DomainError):
     title = "This payment provider is not configured"
 
 
+def _ascii(signature: str) -> str:
+    # The SDKs compare with hmac.compare_digest, which raises TypeError for non-ASCII str.
+    if not signature.isascii():
+        raise InvalidSignature("the signature is not ASCII")
+    return signature
+
+
 def verify_razorpay_payment(settings: Settings, *, order_id: str, payment_id: str, signature: str) -> None:
     if not settings.razorpay_key_id or not settings.razorpay_key_secret:
         raise PaymentsNotConfigured()
+    _ascii(signature)
     utility = razorpay.Utility(razorpay.Client(auth=(settings.razorpay_key_id, settings.razorpay_key_secret)))
     params = {"razorpay_order_id": order_id, "razorpay_payment_id": payment_id, "razorpay_signature": signature}
     try:
@@ -45,6 +53,7 @@ def verify_razorpay_webhook(settings: Settings, raw_body: bytes, signature: str 
         raise PaymentsNotConfigured()
     if not signature:
         raise InvalidSignature("X-Razorpay-Signature is missing")
+    _ascii(signature)
     try:
         body = raw_body.decode("utf-8")
     except UnicodeDecodeError:
@@ -62,6 +71,7 @@ def stripe_event(settings: Settings, raw_body: bytes, signature: str | None) -> 
         raise PaymentsNotConfigured()
     if not signature:
         raise InvalidSignature("Stripe-Signature is missing")
+    _ascii(signature)
     secret = settings.stripe_webhook_secret
     try:
         event = stripe.Webhook.construct_event(

@@ -26,7 +26,14 @@ from shared.http.endpoint import ApiRequest, endpoint
 from shared.payments import checkout, reconcile, service, signatures
 from shared.payments.models import CheckoutState, PaymentView, RazorpayVerify, WebhookAck
 from shared.payments.provider import ProviderRejected, ProviderUnavailable
-from shared.payments.webhooks import MalformedEvent, RefundUpdate, razorpay_update, stripe_update
+from shared.payments.webhooks import (
+    MalformedEvent,
+    RefundUpdate,
+    event_kind,
+    razorpay_update,
+    stripe_update,
+    valid_event_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +132,12 @@ async def _process(
     client: Any,
     provider: str,
     event_id: str,
+    kind: str,
     event: dict[str, Any],
     update: service.PaymentUpdate | RefundUpdate | None,
 ) -> WebhookAck:
     database, settings = await resources.get_database(), get_settings()
     now = datetime.now(UTC)
-    kind = str(event.get("event") or event.get("type") or "")
     if not await service.record_webhook_event(
         database, provider=provider, event_id=event_id, event_type=kind, payload=event, now=now
     ):
@@ -168,8 +175,10 @@ async def razorpay_webhook(request: ApiRequest[None]) -> WebhookAck:
     signatures.verify_razorpay_webhook(get_settings(), raw, request.http.headers.get("x-razorpay-signature"))
     event = _json_object(raw)
     # Razorpay names each event in this header; a body hash still dedupes a replay without it.
-    event_id = request.http.headers.get("x-razorpay-event-id") or "sha256:" + hashlib.sha256(raw).hexdigest()
-    return await _process(request.durable, "razorpay", event_id, event, razorpay_update(event))
+    header_id = request.http.headers.get("x-razorpay-event-id")
+    event_id = valid_event_id(header_id) if header_id else "sha256:" + hashlib.sha256(raw).hexdigest()
+    update = razorpay_update(event)
+    return await _process(request.durable, "razorpay", event_id, event_kind(event, "event"), event, update)
 
 
 @endpoint(
@@ -178,10 +187,9 @@ async def razorpay_webhook(request: ApiRequest[None]) -> WebhookAck:
 async def stripe_webhook(request: ApiRequest[None]) -> WebhookAck:
     raw = request.http.get_body() or b""
     event = signatures.stripe_event(get_settings(), raw, request.http.headers.get("stripe-signature"))
-    event_id = event.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        raise MalformedEvent("the event has no id")
-    return await _process(request.durable, "stripe", event_id, event, stripe_update(event))
+    event_id = valid_event_id(event.get("id"))
+    update = stripe_update(event)
+    return await _process(request.durable, "stripe", event_id, event_kind(event, "type"), event, update)
 
 
 @bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)  # type: ignore[untyped-decorator]

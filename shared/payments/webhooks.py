@@ -70,8 +70,25 @@ def _notes_key(notes: Any) -> str | None:
     return key if isinstance(key, str) else None
 
 
+def event_kind(event: dict[str, Any], field: str) -> str:
+    """The event's type name (`event` for Razorpay, `type` for Stripe); a signed body can still hold anything."""
+    kind = event.get(field)
+    if not isinstance(kind, str):
+        raise MalformedEvent(f"the event's {field} is not a string")
+    return kind
+
+
+def valid_event_id(event_id: Any) -> str:
+    """The provider's event id as we store it (1-255 printable ASCII); MalformedEvent otherwise."""
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
+        raise MalformedEvent("the event id must be 1 to 255 characters")
+    if not all(" " < ch <= "~" for ch in event_id):
+        raise MalformedEvent("the event id must be printable ASCII")
+    return event_id
+
+
 def razorpay_update(event: dict[str, Any]) -> PaymentUpdate | RefundUpdate | None:
-    kind = event.get("event")
+    kind = event_kind(event, "event")
     if kind in _RAZORPAY_PAYMENT_EVENTS:
         payment = _entity(event, "payment")
         order_id = payment.get("order_id")
@@ -85,7 +102,7 @@ def razorpay_update(event: dict[str, Any]) -> PaymentUpdate | RefundUpdate | Non
 
 
 def stripe_update(event: dict[str, Any]) -> PaymentUpdate | RefundUpdate | None:
-    kind = event.get("type")
+    kind = event_kind(event, "type")
     try:
         obj = event["data"]["object"]
     except (KeyError, TypeError):
@@ -94,7 +111,7 @@ def stripe_update(event: dict[str, Any]) -> PaymentUpdate | RefundUpdate | None:
         raise MalformedEvent("the event's object has no id")
     if kind in _STRIPE_PAYMENT_EVENTS:
         return PaymentUpdate("stripe", obj["id"], _STRIPE_PAYMENT_EVENTS[kind], obj["id"], obj)
-    if isinstance(kind, str) and kind.startswith("refund.") and obj.get("object") == "refund":
+    if kind.startswith("refund.") and obj.get("object") == "refund":
         state = _STRIPE_REFUND_STATES.get(str(obj.get("status")), "pending")
         return RefundUpdate(obj["id"], _notes_key(obj.get("metadata")), state, obj)
     return None
