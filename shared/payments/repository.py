@@ -122,8 +122,8 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING event_id
 """
-SELECT_WEBHOOK_EVENT_PROCESSED = """
-SELECT processed_at IS NOT NULL FROM webhook_events WHERE provider = $1 AND event_id = $2
+LOCK_WEBHOOK_EVENT_PROCESSED = """
+SELECT processed_at IS NOT NULL FROM webhook_events WHERE provider = $1 AND event_id = $2 FOR UPDATE
 """
 MARK_WEBHOOK_EVENT_PROCESSED = """
 UPDATE webhook_events SET processed_at = $3 WHERE provider = $1 AND event_id = $2 AND processed_at IS NULL
@@ -267,8 +267,9 @@ async def record_webhook_event(
     return await conn.fetchval(INSERT_WEBHOOK_EVENT, provider, event_id, event_type, payload, now) is not None
 
 
-async def webhook_event_processed(conn: Connection, provider: str, event_id: str) -> bool:
-    return bool(await conn.fetchval(SELECT_WEBHOOK_EVENT_PROCESSED, provider, event_id))
+async def lock_webhook_event_processed(conn: Connection, provider: str, event_id: str) -> bool:
+    """Whether the event was processed, locking its row until the transaction ends."""
+    return bool(await conn.fetchval(LOCK_WEBHOOK_EVENT_PROCESSED, provider, event_id))
 
 
 async def mark_webhook_event_processed(conn: Connection, provider: str, event_id: str, now: datetime) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -241,20 +243,24 @@ async def apply_payment_update(
     return FollowUp(payment.booking_id, None, payment.status)
 
 
-async def record_webhook_event(
+@asynccontextmanager
+async def claimed_webhook_event(
     database: Database, *, provider: str, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
-) -> bool:
-    """True when this delivery must be processed: a new event id, or one whose processing never finished."""
+) -> AsyncIterator[bool]:
+    """Yield True when this delivery must be processed (its event id was never processed), else False.
+
+    The event's row stays locked while the caller processes it, and is marked processed in the same
+    transaction: identical deliveries arriving together wait for the first and then find it
+    processed. If processing raises, nothing is recorded and the provider's retry processes it.
+    """
     async with database.transaction() as conn:
-        if await repo.record_webhook_event(
+        await repo.record_webhook_event(
             conn, provider=provider, event_id=event_id, event_type=event_type, payload=payload, now=now
-        ):
-            return True
-        return not await repo.webhook_event_processed(conn, provider, event_id)
-
-
-async def mark_webhook_event_processed(database: Database, provider: str, event_id: str, *, now: datetime) -> None:
-    async with database.transaction() as conn:
+        )
+        if await repo.lock_webhook_event_processed(conn, provider, event_id):
+            yield False
+            return
+        yield True
         await repo.mark_webhook_event_processed(conn, provider, event_id, now)
 
 

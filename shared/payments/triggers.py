@@ -138,22 +138,22 @@ async def _process(
 ) -> WebhookAck:
     database, settings = await resources.get_database(), get_settings()
     now = datetime.now(UTC)
-    if not await service.record_webhook_event(
+    async with service.claimed_webhook_event(
         database, provider=provider, event_id=event_id, event_type=kind, payload=event, now=now
-    ):
-        return WebhookAck(duplicate=True)
-    if isinstance(update, service.PaymentUpdate):
-        await _tell(client, await service.apply_payment_update(database, settings, update, now=now))
-    elif isinstance(update, RefundUpdate):
-        await service.apply_refund_update(
-            database,
-            provider_refund_id=update.provider_refund_id,
-            idempotency_key=update.idempotency_key,
-            state=update.state,
-            raw=update.raw,
-            now=now,
-        )
-    await service.mark_webhook_event_processed(database, provider, event_id, now=now)
+    ) as fresh:
+        if not fresh:
+            return WebhookAck(duplicate=True)
+        if isinstance(update, service.PaymentUpdate):
+            await _tell(client, await service.apply_payment_update(database, settings, update, now=now))
+        elif isinstance(update, RefundUpdate):
+            await service.apply_refund_update(
+                database,
+                provider_refund_id=update.provider_refund_id,
+                idempotency_key=update.idempotency_key,
+                state=update.state,
+                raw=update.raw,
+                now=now,
+            )
     return WebhookAck()
 
 
