@@ -45,6 +45,8 @@ class ProviderPayment:
     state: PaymentState
     provider_payment_id: str | None
     raw: dict[str, Any] = field(default_factory=dict)
+    # The object can never be paid any more (a cancelled Stripe intent).
+    closed: bool = False
 
 
 @dataclass(frozen=True)

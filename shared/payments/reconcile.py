@@ -104,14 +104,21 @@ async def _reconcile_payment(
     except (ProviderUnavailable, ProviderRejected) as exc:
         logger.warning("could not reconcile %s %s: %s", payment.provider, payment.provider_id, exc)
         return False
-    if found.state == "created" or (found.state == "failed" and payment.status == "failed"):
-        async with database.transaction() as conn:
+    if found.state in ("created", "failed"):
+        async with database.connection() as conn:
             booking = await repo.booking(conn, payment.booking_id)
-            if booking is not None and booking.status != "pending_payment":
-                # The hold is over and nothing was paid (Razorpay ones are still asked about for a few days).
-                await repo.advance_payment(conn, payment.id, to="failed", allowed_from=PAYMENT_MOVES["failed"], now=now)
+        if booking is None or booking.status != "pending_payment":
+            # The hold is over and nothing was paid: make sure nothing can be paid any more.
+            if found.closed:
+                async with database.transaction() as conn:
+                    await repo.advance_payment(
+                        conn, payment.id, to="failed", allowed_from=PAYMENT_MOVES["failed"], now=now
+                    )
+                    await repo.mark_closed(conn, payment.id, now)
                 return True
-        return False
+            return await service.close_unpaid(database, settings, payment, now=now)
+        if found.state == "created" or payment.status == "failed":
+            return False
     update = service.PaymentUpdate(
         payment.provider, payment.provider_id, found.state, found.provider_payment_id, found.raw
     )

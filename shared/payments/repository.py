@@ -108,13 +108,16 @@ SELECT_STALE_PAYMENTS = """
 SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
        succeeded_at
 FROM payments
-WHERE ((status IN ('created', 'pending') AND created_at < $1)
+WHERE ((created_at < $1
+        -- A failed Stripe intent can still be paid (another card) until it is cancelled.
+        AND (status IN ('created', 'pending') OR (status = 'failed' AND provider = 'stripe' AND closed_at IS NULL)))
        -- Razorpay may still capture a failed or unpaid order's payment for days (late authorisation).
        OR (status = 'failed' AND provider = 'razorpay' AND updated_at > $3))
   AND (reconciled_at IS NULL OR reconciled_at < $4)
 ORDER BY reconciled_at NULLS FIRST, created_at LIMIT $2
 """
 MARK_RECONCILED = "UPDATE payments SET reconciled_at = $2 WHERE id = $1"
+MARK_CLOSED = "UPDATE payments SET closed_at = COALESCE(closed_at, $2) WHERE id = $1"
 
 INSERT_WEBHOOK_EVENT = """
 INSERT INTO webhook_events (provider, event_id, event_type, payload, received_at)
@@ -254,6 +257,11 @@ async def stale_payments(
     """Unsettled payments reconciliation has not asked about since `asked_before`, least recently asked first."""
     rows = await conn.fetch(SELECT_STALE_PAYMENTS, created_before, limit, failed_since, asked_before)
     return [_payment(row) for row in rows]
+
+
+async def mark_closed(conn: Connection, payment_id: uuid.UUID, now: datetime) -> None:
+    """The provider confirmed the payment's object can no longer be paid."""
+    await conn.execute(MARK_CLOSED, payment_id, now)
 
 
 async def mark_reconciled(conn: Connection, payment_id: uuid.UUID, now: datetime) -> None:

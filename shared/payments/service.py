@@ -158,17 +158,36 @@ async def release_booking(
         payment = await repo.payment_for_booking(conn, booking_id)
     # A failed Stripe intent can still be paid again: cancel it as well.
     if payment is not None and payment.status in ("created", "pending", "failed"):
-        provider = make_provider(payment.provider, settings)
-        try:
-            await provider.cancel(payment.provider_id)
-        except ProviderUnavailable as exc:  # reconciliation looks at it again later
-            logger.warning("could not cancel %s %s: %s", payment.provider, payment.provider_id, exc)
-        async with database.transaction() as conn:
-            await repo.advance_payment(conn, payment.id, to="failed", allowed_from=PAYMENT_MOVES["failed"], now=now)
+        await close_unpaid(database, settings, payment, now=now)
     elif payment is not None and payment.status == "succeeded":
         await settle_refund(database, settings, booking_id, now=now)
     logger.info("booking %s released: %s", booking_id, reason)
     return await outcome(database, booking_id, reason=reason)
+
+
+async def close_unpaid(database: Database, settings: Settings, payment: repo.Payment, *, now: datetime) -> bool:
+    """Stop an unpaid payment's provider object from being paid, and mark the payment failed; False
+    when that is not certain yet (reconciliation asks the provider again and retries).
+
+    Razorpay orders cannot be cancelled: the payment is failed at once and reconciliation keeps
+    asking about it for the late-authorisation window. A Stripe intent is failed only once Stripe
+    confirmed the cancel: when it is unreachable, or refuses because the intent already succeeded,
+    the payment stays for reconciliation, which then finds the success and refunds it.
+    """
+    try:
+        cancelled = await make_provider(payment.provider, settings).cancel(payment.provider_id)
+    except ProviderUnavailable as exc:
+        logger.warning(
+            "could not cancel %s %s (reconciliation retries): %s", payment.provider, payment.provider_id, exc
+        )
+        return False
+    if payment.provider == "stripe" and not cancelled:
+        return False
+    async with database.transaction() as conn:
+        await repo.advance_payment(conn, payment.id, to="failed", allowed_from=PAYMENT_MOVES["failed"], now=now)
+        if cancelled:
+            await repo.mark_closed(conn, payment.id, now)
+    return True
 
 
 async def outcome(database: Database, booking_id: uuid.UUID, *, reason: str | None = None) -> dict[str, Any]:

@@ -90,7 +90,12 @@ class StripeProvider:
         state = _INTENT_STATES.get(str(intent.status), "created")
         if state == "created" and getattr(intent, "last_payment_error", None):
             state = "failed"
-        return ProviderPayment(state=state, provider_payment_id=str(intent.id), raw=_plain(intent))
+        return ProviderPayment(
+            state=state,
+            provider_payment_id=str(intent.id),
+            raw=_plain(intent),
+            closed=str(intent.status) == "canceled",
+        )
 
     async def cancel(self, provider_id: str) -> bool:
         try:

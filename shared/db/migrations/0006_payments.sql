@@ -19,6 +19,9 @@ CREATE TABLE payments (
     -- The provider's last object as it sent it (creation response, then webhook payloads).
     raw                  jsonb NOT NULL DEFAULT '{}'::jsonb,
     succeeded_at         timestamptz,
+    -- When the provider confirmed the object can no longer be paid (a Stripe intent cancelled after
+    -- its hold). Until then a failed Stripe payment is still asked about: its intent may be paid.
+    closed_at            timestamptz,
     -- When reconciliation last asked the provider about it (it takes the least recently asked first).
     reconciled_at        timestamptz,
     created_at           timestamptz NOT NULL DEFAULT now(),
