@@ -5,8 +5,9 @@
   applied as a webhook would be, and the booking's orchestration is told (or, when
   it no longer runs, the booking is confirmed or released directly: both are idempotent);
 - refunds written but never accepted by the provider are sent again with their idempotency key;
-- paid bookings that ended and owe money back without a refund row (a crash after a cancellation,
-  a late payment whose webhook never came) get their refund.
+- paid bookings that ended and owe money back without a live refund (a crash after a cancellation,
+  a late payment whose webhook never came, a refund the provider failed) get their refund: a new
+  attempt with its own idempotency key, at most service.MAX_REFUND_ATTEMPTS in all.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def reconcile(database: Database, cache: Cache, settings: Settings, client
             report.refunds_resent += 1
 
     async with database.connection() as conn:
-        owed = await repo.bookings_owed_refunds(conn, limit=BATCH)
+        owed = await repo.bookings_owed_refunds(conn, max_attempts=service.MAX_REFUND_ATTEMPTS, limit=BATCH)
     for booking_id in owed:
         await service.settle_refund(database, settings, booking_id, now=now)
         report.refunds_started += 1

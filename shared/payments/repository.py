@@ -44,6 +44,7 @@ class Payment:
 class Refund:
     id: uuid.UUID
     payment_id: uuid.UUID
+    attempt: int
     provider_refund_id: str | None
     idempotency_key: str
     amount_minor: int
@@ -133,23 +134,26 @@ UPDATE webhook_events SET processed_at = $3 WHERE provider = $1 AND event_id = $
 """
 
 INSERT_REFUND = """
-INSERT INTO refunds (payment_id, idempotency_key, amount_minor, reason)
-VALUES ($1, $2, $3, $4)
+INSERT INTO refunds (payment_id, attempt, idempotency_key, amount_minor, reason)
+VALUES ($1, $5, $2, $3, $4)
 ON CONFLICT DO NOTHING
-RETURNING id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+RETURNING id, payment_id, attempt, provider_refund_id, idempotency_key, amount_minor, reason, status
 """
 LOCK_REFUND_BY_PROVIDER_ID = """
-SELECT id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+SELECT id, payment_id, attempt, provider_refund_id, idempotency_key, amount_minor, reason, status
 FROM refunds WHERE provider_refund_id = $1 OR idempotency_key = $2 FOR UPDATE
 """
 UPDATE_REFUND = """
 UPDATE refunds
 SET provider_refund_id = COALESCE(provider_refund_id, $2), status = $3, raw = $4, updated_at = $5
 WHERE id = $1 AND status = ANY($6::text[])
-RETURNING id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+RETURNING id, payment_id, attempt, provider_refund_id, idempotency_key, amount_minor, reason, status
+"""
+SELECT_REFUND_ATTEMPTS = """
+SELECT count(*) FILTER (WHERE status <> 'failed') AS live, count(*) AS attempts FROM refunds WHERE payment_id = $1
 """
 SELECT_UNSENT_REFUNDS = """
-SELECT id, payment_id, provider_refund_id, idempotency_key, amount_minor, reason, status
+SELECT id, payment_id, attempt, provider_refund_id, idempotency_key, amount_minor, reason, status
 FROM refunds WHERE status = 'requested' AND created_at < $1 ORDER BY created_at LIMIT $2
 """
 
@@ -158,11 +162,13 @@ FROM refunds WHERE status = 'requested' AND created_at < $1 ORDER BY created_at 
 # payments whose booking was cancelled before the payment confirmed it.
 SELECT_REFUNDS_OWED = """
 SELECT p.booking_id FROM payments p JOIN bookings b ON b.id = p.booking_id
-WHERE p.status = 'succeeded'
+WHERE p.status IN ('succeeded', 'refund_pending')
   AND (b.status = 'expired'
        OR (b.status = 'cancelled' AND b.confirmed_at IS NULL)
        OR (b.status IN ('cancelled', 'no_show') AND (b.refund_due_minor > 0 OR p.succeeded_at > b.cancelled_at)))
-  AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id AND r.status <> 'failed')
+  -- refunds the provider failed are tried again, up to $2 attempts in all
+  AND (SELECT count(*) FROM refunds r WHERE r.payment_id = p.id) < $2
 ORDER BY p.updated_at LIMIT $1
 """
 
@@ -285,10 +291,10 @@ async def mark_webhook_event_processed(conn: Connection, provider: str, event_id
 
 
 async def insert_refund(
-    conn: Connection, *, payment_id: uuid.UUID, idempotency_key: str, amount_minor: int, reason: str
+    conn: Connection, *, payment_id: uuid.UUID, attempt: int, idempotency_key: str, amount_minor: int, reason: str
 ) -> Refund | None:
-    """The new refund, or None when the payment already has one."""
-    row = await conn.fetchrow(INSERT_REFUND, payment_id, idempotency_key, amount_minor, reason)
+    """The new refund, or None when the payment already has a live one (or this attempt)."""
+    row = await conn.fetchrow(INSERT_REFUND, payment_id, idempotency_key, amount_minor, reason, attempt)
     return None if row is None else _refund(row)
 
 
@@ -315,8 +321,15 @@ async def unsent_refunds(conn: Connection, *, created_before: datetime, limit: i
     return [_refund(row) for row in await conn.fetch(SELECT_UNSENT_REFUNDS, created_before, limit)]
 
 
-async def bookings_owed_refunds(conn: Connection, *, limit: int) -> list[uuid.UUID]:
-    return [row["booking_id"] for row in await conn.fetch(SELECT_REFUNDS_OWED, limit)]
+async def bookings_owed_refunds(conn: Connection, *, max_attempts: int, limit: int) -> list[uuid.UUID]:
+    return [row["booking_id"] for row in await conn.fetch(SELECT_REFUNDS_OWED, limit, max_attempts)]
+
+
+async def refund_attempts(conn: Connection, payment_id: uuid.UUID) -> tuple[int, int]:
+    """(live refunds, all attempts) of a payment; a live refund is one not failed."""
+    row = await conn.fetchrow(SELECT_REFUND_ATTEMPTS, payment_id)
+    assert row is not None
+    return int(row["live"]), int(row["attempts"])
 
 
 async def paid_pending_bookings(conn: Connection, *, succeeded_before: datetime, limit: int) -> list[uuid.UUID]:

@@ -42,6 +42,9 @@ PAYMENT_CONFIRMED = "PaymentConfirmed"
 PAYMENT_FAILED = "PaymentFailed"
 # For a booking without hold_expires_at (bookings always set it).
 DEFAULT_HOLD = timedelta(minutes=15)
+# Refunds the provider failed are tried again by reconciliation, this many attempts in all; then a
+# person must look (logged as an error).
+MAX_REFUND_ATTEMPTS = 3
 
 
 class BookingNotPayable(Conflict):
@@ -64,8 +67,9 @@ def order_idempotency_key(booking_id: uuid.UUID) -> str:
     return f"booking-{booking_id}-order"
 
 
-def refund_idempotency_key(payment_id: uuid.UUID) -> str:
-    return f"refund-{payment_id}"
+def refund_idempotency_key(payment_id: uuid.UUID, attempt: int = 1) -> str:
+    """The provider's idempotency key for one refund attempt: a retry after a failure is a new refund."""
+    return f"refund-{payment_id}" if attempt == 1 else f"refund-{payment_id}-{attempt}"
 
 
 def checkout_of(payment: repo.Payment, provider: PaymentProvider) -> Checkout:
@@ -287,8 +291,11 @@ async def claimed_webhook_event(
 
 
 def refund_owed(booking: repo.BookingForPayment, payment: repo.Payment) -> tuple[int, str] | None:
-    """(amount, reason) a succeeded payment owes back for its booking, or None."""
-    if payment.status != "succeeded":
+    """(amount, reason) a succeeded payment owes back for its booking, or None.
+
+    A payment still refund_pending owes it as well: its refund failed and may be tried again.
+    """
+    if payment.status not in ("succeeded", "refund_pending"):
         return None
     paid_after_cancel = (
         booking.cancelled_at is not None
@@ -320,10 +327,22 @@ async def settle_refund(database: Database, settings: Settings, booking_id: uuid
         if owed is None:
             return
         amount, reason = owed
+        live, attempts = await repo.refund_attempts(conn, payment.id)
+        if live:
+            return
+        if attempts >= MAX_REFUND_ATTEMPTS:
+            logger.error(
+                "refund of payment %s (booking %s) failed %d times: the customer must be repaid by hand",
+                payment.id,
+                booking_id,
+                attempts,
+            )
+            return
         refund = await repo.insert_refund(
             conn,
             payment_id=payment.id,
-            idempotency_key=refund_idempotency_key(payment.id),
+            attempt=attempts + 1,
+            idempotency_key=refund_idempotency_key(payment.id, attempts + 1),
             amount_minor=amount,
             reason=reason,
         )
@@ -365,7 +384,7 @@ async def send_refund(
     except ProviderRejected as exc:
         logger.error("the provider refused refund %s: %s", refund.id, exc)
         async with database.transaction() as conn:
-            await repo.update_refund(
+            failed = await repo.update_refund(
                 conn,
                 refund.id,
                 provider_refund_id=None,
@@ -374,6 +393,8 @@ async def send_refund(
                 now=now,
                 allowed_from=REFUND_MOVES["failed"],
             )
+            if failed is not None:
+                _log_refund_failure(failed)
         return
     await apply_refund_update(
         database,
@@ -422,11 +443,25 @@ async def apply_refund_update(
             now=now,
             allowed_from=REFUND_MOVES[state],
         )
+        if state == "failed":
+            _log_refund_failure(refund)
         if state == "succeeded":
             payment = await repo.lock_payment(conn, refund.payment_id)
             assert payment is not None
             final = "refunded" if refund.amount_minor >= payment.amount_minor else "partially_refunded"
             await repo.advance_payment(conn, payment.id, to=final, allowed_from=PAYMENT_MOVES[final], now=now)
+
+
+def _log_refund_failure(refund: repo.Refund) -> None:
+    """A failed refund is tried again by reconciliation; after the last attempt a person must act."""
+    if refund.attempt >= MAX_REFUND_ATTEMPTS:
+        logger.error(
+            "refund of payment %s failed %d times: the customer must be repaid by hand",
+            refund.payment_id,
+            refund.attempt,
+        )
+    else:
+        logger.warning("refund %s of payment %s failed; reconciliation tries again", refund.id, refund.payment_id)
 
 
 # --- reads ---------------------------------------------------------------------------------------

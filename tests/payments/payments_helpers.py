@@ -190,7 +190,9 @@ class Flow:
         payment = await self.db.fetchrow("SELECT * FROM payments WHERE booking_id = $1", booking_id)
         refund = None
         if payment is not None:
-            refund = await self.db.fetchrow("SELECT * FROM refunds WHERE payment_id = $1", payment["id"])
+            refund = await self.db.fetchrow(
+                "SELECT * FROM refunds WHERE payment_id = $1 ORDER BY attempt DESC LIMIT 1", payment["id"]
+            )
         assert booking is not None
         return Rows(dict(booking), None if payment is None else dict(payment), None if refund is None else dict(refund))
 

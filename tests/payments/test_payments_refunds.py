@@ -8,11 +8,15 @@ every cancellation even if the request that cancelled it died before refunding).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from payments_helpers import PRICE, Flow, Rows
+
+from shared.payments.service import MAX_REFUND_ATTEMPTS
 
 
 async def paid_booking(flow: Flow, currency: str) -> tuple[uuid.UUID, dict[str, Any]]:
@@ -110,21 +114,69 @@ async def test_a_pending_refund_completes_by_webhook_and_is_never_issued_twice(f
     assert await flow.refund_count(booking_id) == 1
 
 
-async def test_a_refund_the_provider_fails_stays_visible_and_is_not_retried(flow: Flow) -> None:
+async def test_a_refund_the_provider_fails_is_tried_again_with_a_new_key(flow: Flow) -> None:
     flow.stripe.refund_outcome = "pending"
     booking_id, checkout = await paid_booking(flow, "USD")
     await end_booking(flow, booking_id, "mentor", PRICE["USD"])
     await flow.reconcile()
     rows = await flow.settled(booking_id, "cancelled", "refund_pending")
     assert rows.refund is not None
+    first = rows.refund
 
-    await asyncio.to_thread(flow.stripe.settle_refund, rows.refund["provider_refund_id"], "failed")
+    await asyncio.to_thread(flow.stripe.settle_refund, first["provider_refund_id"], "failed")
     await flow.eventually(lambda: _refund_status(flow, booking_id, "failed"))
+    flow.stripe.refund_outcome = "succeeded"
     await flow.reconcile()
 
+    rows = await flow.settled(booking_id, "cancelled", "refunded")
+    assert rows.refund is not None and rows.payment is not None
+    assert (rows.refund["attempt"], rows.refund["status"], rows.refund["amount_minor"]) == (
+        2,
+        "succeeded",
+        PRICE["USD"],
+    )
+    assert rows.refund["idempotency_key"] == f"refund-{rows.payment['id']}-2" != first["idempotency_key"]
+    sent = provider_refunds(flow, checkout, rows)
+    assert sorted(r["status"] for r in sent) == ["failed", "succeeded"]
+    await flow.reconcile()  # refunded: nothing more
+    assert await flow.refund_count(booking_id) == 2
+
+
+async def test_refund_attempts_are_bounded_and_running_out_is_logged_as_an_error(
+    flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    booking_id, _ = await paid_booking(flow, "USD")
+    flow.stripe.faults.fail_next("POST /v1/refunds", 1000, status=400)
+    await end_booking(flow, booking_id, "mentor", PRICE["USD"])
+
+    with caplog.at_level(logging.ERROR, logger="shared.payments.service"):
+        for _ in range(MAX_REFUND_ATTEMPTS + 2):
+            await flow.reconcile()
+
+    refunds = await flow.db.fetch(
+        "SELECT r.attempt, r.status, r.idempotency_key FROM refunds r JOIN payments p ON p.id = r.payment_id"
+        " WHERE p.booking_id = $1 ORDER BY r.attempt",
+        booking_id,
+    )
+    assert [(r["attempt"], r["status"]) for r in refunds] == [(n, "failed") for n in range(1, MAX_REFUND_ATTEMPTS + 1)]
+    assert len({r["idempotency_key"] for r in refunds}) == MAX_REFUND_ATTEMPTS
     rows = await flow.rows(booking_id)
     assert rows.payment is not None and rows.payment["status"] == "refund_pending"
-    assert len(provider_refunds(flow, checkout, rows)) == 1
+    assert any("must be repaid by hand" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+async def test_one_payment_never_has_two_live_refunds(flow: Flow) -> None:
+    booking_id, _ = await paid_booking(flow, "USD")
+    payment_id = (await flow.rows(booking_id)).payment["id"]  # type: ignore[index]
+    insert = (
+        "INSERT INTO refunds (payment_id, attempt, idempotency_key, amount_minor, reason)"
+        " VALUES ($1, $2, $3, 1, 'cancellation')"
+    )
+    await flow.db.execute(insert, payment_id, 1, f"refund-{payment_id}")
+    with pytest.raises(asyncpg.UniqueViolationError, match="refunds_one_live_per_payment"):
+        await flow.db.execute(insert, payment_id, 2, f"refund-{payment_id}-2")
+    await flow.db.execute("UPDATE refunds SET status = 'failed' WHERE payment_id = $1", payment_id)
+    await flow.db.execute(insert, payment_id, 2, f"refund-{payment_id}-2")
 
 
 async def _refund_status(flow: Flow, booking_id: uuid.UUID, status: str) -> bool:

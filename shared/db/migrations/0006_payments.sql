@@ -33,12 +33,16 @@ CREATE TABLE payments (
 
 CREATE INDEX payments_status_idx ON payments (status, reconciled_at NULLS FIRST);
 
--- Refunds: at most one per payment (for a cancellation or no-show per the booking's policy, or in
--- full for a payment that arrived after its booking ended: never both and never twice). The row is written before the provider is called, with the idempotency key the
--- provider gets, so a retry after a crash reuses the key instead of refunding again.
+-- Refunds: at most one live (not failed) refund per payment (for a cancellation or no-show per the
+-- booking's policy, or in full for a payment that arrived after its booking ended or was cancelled
+-- before it was confirmed: never both and never twice). A refund the provider failed may be tried
+-- again, as a new row with the next attempt number and its own idempotency key, a bounded number of
+-- times. The row is written before the provider is called, with the idempotency key the provider
+-- gets, so a retry after a crash reuses the key instead of refunding again.
 CREATE TABLE refunds (
     id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     payment_id           uuid NOT NULL REFERENCES payments (id),
+    attempt              integer NOT NULL DEFAULT 1 CHECK (attempt >= 1),
     provider_refund_id   text,
     idempotency_key      text NOT NULL CHECK (length(idempotency_key) BETWEEN 10 AND 255),
     amount_minor         bigint NOT NULL CHECK (amount_minor > 0),
@@ -50,11 +54,12 @@ CREATE TABLE refunds (
     raw                  jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT refunds_payment_id_key UNIQUE (payment_id),
+    CONSTRAINT refunds_payment_attempt_key UNIQUE (payment_id, attempt),
     CONSTRAINT refunds_idempotency_key_key UNIQUE (idempotency_key),
     CONSTRAINT refunds_provider_refund_id_key UNIQUE (provider_refund_id)
 );
 
+CREATE UNIQUE INDEX refunds_one_live_per_payment ON refunds (payment_id) WHERE status <> 'failed';
 CREATE INDEX refunds_status_idx ON refunds (status, updated_at);
 
 -- Every webhook delivery we accepted (signature verified), deduplicated by the provider's event id.
