@@ -20,6 +20,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared.bookings import repository as bookings_repo
 from shared.cache.cache import Cache
 from shared.config import Settings
 from shared.db.database import Database
@@ -35,6 +36,14 @@ BATCH = 50
 MAX_CHECKS_PER_RUN = 500
 # Razorpay keeps polling the bank for up to 3 days, so a failed order may still be paid late.
 LATE_AUTHORISATION_WINDOW = timedelta(days=5)
+# A booking whose payment succeeded this long ago and is still awaiting payment has a lost
+# PaymentConfirmed; older ones were expired by the hold sweeper and are refunded instead.
+PAID_PENDING_WINDOW = timedelta(days=1)
+# Ended bookings (cancelled, no-show, expired) are checked for refunds owed for this long after
+# they ended, in pages, at most this many pages per run.
+REFUND_LOOKBACK = timedelta(days=30)
+ENDED_PAGE = 500
+MAX_ENDED_PAGES = 20
 
 
 @dataclass
@@ -47,6 +56,19 @@ class Reconciled:
 
 async def reconcile(database: Database, cache: Cache, settings: Settings, client: Any, *, now: datetime) -> Reconciled:
     report = Reconciled()
+    steps = (_check_unsettled_payments, _confirm_paid_bookings, _resend_unsent_refunds, _start_owed_refunds)
+    for step in steps:
+        try:
+            await step(database, cache, settings, client, report, now=now)
+        except Exception:  # one step's trouble never stops the others; the next run tries again
+            logger.exception("payment reconciliation step %s failed", step.__name__)
+    logger.info("payments reconciled: %s", report)
+    return report
+
+
+async def _check_unsettled_payments(
+    database: Database, cache: Cache, settings: Settings, client: Any, report: Reconciled, *, now: datetime
+) -> None:
     while report.payments_checked < MAX_CHECKS_PER_RUN:
         async with database.connection() as conn:
             stale = await repo.stale_payments(
@@ -68,17 +90,22 @@ async def reconcile(database: Database, cache: Cache, settings: Settings, client
             async with database.connection() as conn:
                 await repo.mark_reconciled(conn, payment.id, now)
 
-    async with database.connection() as conn:
-        paid_pending = await repo.paid_pending_bookings(
-            conn, succeeded_before=now - timedelta(seconds=settings.payment_reconcile_min_age_s), limit=BATCH
-        )
-    for booking_id in paid_pending:
+
+async def _confirm_paid_bookings(
+    database: Database, cache: Cache, settings: Settings, client: Any, report: Reconciled, *, now: datetime
+) -> None:
+    for booking_id in await _paid_pending_bookings(database, settings, now=now):
         try:
             await _tell(database, cache, settings, client, booking_id, service.PAYMENT_CONFIRMED, "succeeded", now=now)
             report.payments_settled += 1
         except Exception:
             logger.exception("confirming the paid booking %s failed", booking_id)
 
+
+async def _resend_unsent_refunds(
+    database: Database, cache: Cache, settings: Settings, client: Any, report: Reconciled, *, now: datetime
+) -> None:
+    del cache, client
     async with database.connection() as conn:
         unsent = await repo.unsent_refunds(conn, created_before=now, limit=BATCH)
     for refund in unsent:
@@ -88,13 +115,46 @@ async def reconcile(database: Database, cache: Cache, settings: Settings, client
             await service.send_refund(database, settings, refund, refunded, now=now)
             report.refunds_resent += 1
 
+
+async def _start_owed_refunds(
+    database: Database, cache: Cache, settings: Settings, client: Any, report: Reconciled, *, now: datetime
+) -> None:
+    del cache, client
+    for booking_id in await _bookings_owed_refunds(database, now=now):
+        try:
+            await service.settle_refund(database, settings, booking_id, now=now)
+            report.refunds_started += 1
+        except Exception:
+            logger.exception("refunding booking %s failed", booking_id)
+
+
+async def _paid_pending_bookings(database: Database, settings: Settings, *, now: datetime) -> list[uuid.UUID]:
+    """Bookings still awaiting payment although their payment succeeded (a lost PaymentConfirmed)."""
     async with database.connection() as conn:
-        owed = await repo.bookings_owed_refunds(conn, max_attempts=service.MAX_REFUND_ATTEMPTS, limit=BATCH)
-    for booking_id in owed:
-        await service.settle_refund(database, settings, booking_id, now=now)
-        report.refunds_started += 1
-    logger.info("payments reconciled: %s", report)
-    return report
+        paid = await repo.recently_succeeded(
+            conn,
+            since=now - PAID_PENDING_WINDOW,
+            before=now - timedelta(seconds=settings.payment_reconcile_min_age_s),
+            limit=MAX_CHECKS_PER_RUN,
+        )
+        bookings = await bookings_repo.fetch_bookings(conn, [p.booking_id for p in paid])
+    return [b.id for b in bookings if b.status == "pending_payment"]
+
+
+async def _bookings_owed_refunds(database: Database, *, now: datetime) -> list[uuid.UUID]:
+    """Bookings that ended lately whose payment owes money back and has no live refund."""
+    owed: list[uuid.UUID] = []
+    after = None
+    async with database.connection() as conn:
+        for _ in range(MAX_ENDED_PAGES):
+            page = await bookings_repo.fetch_ended_since(conn, now - REFUND_LOOKBACK, after=after, limit=ENDED_PAGE)
+            if not page:
+                break
+            after = (page[-1].updated_at, page[-1].id)
+            ended = {b.id: repo.for_payment(b) for b in page}
+            payments = await repo.unrefunded_payments(conn, list(ended), max_attempts=service.MAX_REFUND_ATTEMPTS)
+            owed += [p.booking_id for p in payments if service.refund_owed(ended[p.booking_id], p) is not None]
+    return owed
 
 
 async def _reconcile_payment(

@@ -1,4 +1,4 @@
-"""SQL for payments, refunds and webhook events (and the booking fields the payment flow reads)."""
+"""SQL for payments, refunds and webhook events; bookings are read through shared/bookings/repository.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.bookings import repository as bookings_repo
+from shared.bookings.models import Booking
 from shared.db.database import Connection
 
 
@@ -51,12 +53,6 @@ class Refund:
     reason: str
     status: str
 
-
-SELECT_BOOKING = """
-SELECT id, student_id, mentor_id, status, price_minor, currency, refund_due_minor, cancelled_at,
-       hold_expires_at, confirmed_at
-FROM bookings WHERE id = $1
-"""
 
 INSERT_PAYMENT = """
 INSERT INTO payments (booking_id, provider, provider_id, amount_minor, currency, raw)
@@ -157,27 +153,23 @@ SELECT id, payment_id, attempt, provider_refund_id, idempotency_key, amount_mino
 FROM refunds WHERE status = 'requested' AND created_at < $1 ORDER BY created_at LIMIT $2
 """
 
-# Paid bookings that ended without a session and may owe money back (service.refund_owed decides):
-# cancellations and no-shows with a refund due, late payments on expired or cancelled bookings, and
-# payments whose booking was cancelled before the payment confirmed it.
-SELECT_REFUNDS_OWED = """
-SELECT p.booking_id FROM payments p JOIN bookings b ON b.id = p.booking_id
-WHERE p.status IN ('succeeded', 'refund_pending')
-  AND (b.status = 'expired'
-       OR (b.status = 'cancelled' AND b.confirmed_at IS NULL)
-       OR (b.status IN ('cancelled', 'no_show') AND (b.refund_due_minor > 0 OR p.succeeded_at > b.cancelled_at)))
+# Of these bookings' payments, those holding money without a live (not failed) refund, that have
+# attempts left: service.refund_owed decides, from the booking, whether they owe any of it back.
+SELECT_UNREFUNDED_PAYMENTS = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments p
+WHERE p.booking_id = ANY($1::uuid[]) AND p.status IN ('succeeded', 'refund_pending')
   AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id AND r.status <> 'failed')
-  -- refunds the provider failed are tried again, up to $2 attempts in all
   AND (SELECT count(*) FROM refunds r WHERE r.payment_id = p.id) < $2
-ORDER BY p.updated_at LIMIT $1
 """
 
-# Succeeded payments whose booking still awaits payment: the PaymentConfirmed event was lost (a
-# crash between recording the payment and telling the orchestration) or not acted on yet.
-SELECT_PAID_PENDING_BOOKINGS = """
-SELECT p.booking_id FROM payments p JOIN bookings b ON b.id = p.booking_id
-WHERE p.status = 'succeeded' AND b.status = 'pending_payment' AND p.succeeded_at < $1
-ORDER BY p.succeeded_at LIMIT $2
+# Payments that succeeded in this window: their booking should be confirmed by now.
+SELECT_RECENTLY_SUCCEEDED = """
+SELECT id, booking_id, provider, provider_id, provider_payment_id, amount_minor, currency, status, raw,
+       succeeded_at
+FROM payments WHERE status = 'succeeded' AND succeeded_at >= $1 AND succeeded_at < $2
+ORDER BY succeeded_at DESC LIMIT $3
 """
 
 
@@ -189,22 +181,25 @@ def _refund(row: asyncpg.Record) -> Refund:
     return Refund(**dict(row))
 
 
-async def booking(conn: Connection, booking_id: uuid.UUID) -> BookingForPayment | None:
-    row = await conn.fetchrow(SELECT_BOOKING, booking_id)
-    if row is None:
-        return None
+def for_payment(found: Booking) -> BookingForPayment:
     return BookingForPayment(
-        id=row["id"],
-        student_id=row["student_id"],
-        mentor_id=row["mentor_id"],
-        status=row["status"],
-        price_minor=row["price_minor"],
-        currency=row["currency"].strip(),
-        refund_due_minor=row["refund_due_minor"],
-        cancelled_at=row["cancelled_at"],
-        hold_expires_at=row["hold_expires_at"],
-        confirmed_at=row["confirmed_at"],
+        id=found.id,
+        student_id=found.student_id,
+        mentor_id=found.mentor_id,
+        status=found.status,
+        price_minor=found.price.amount_minor,
+        currency=found.price.currency.strip(),
+        refund_due_minor=found.refund_due_minor,
+        cancelled_at=found.cancellation.at if found.cancellation else None,
+        hold_expires_at=found.hold_expires_at,
+        confirmed_at=found.confirmed_at,
     )
+
+
+async def booking(conn: Connection, booking_id: uuid.UUID) -> BookingForPayment | None:
+    """The booking's fields the payment flow needs, read through the bookings feature's repository."""
+    found = await bookings_repo.fetch_booking(conn, booking_id)
+    return None if found is None else for_payment(found)
 
 
 async def insert_payment(
@@ -321,8 +316,8 @@ async def unsent_refunds(conn: Connection, *, created_before: datetime, limit: i
     return [_refund(row) for row in await conn.fetch(SELECT_UNSENT_REFUNDS, created_before, limit)]
 
 
-async def bookings_owed_refunds(conn: Connection, *, max_attempts: int, limit: int) -> list[uuid.UUID]:
-    return [row["booking_id"] for row in await conn.fetch(SELECT_REFUNDS_OWED, limit, max_attempts)]
+async def unrefunded_payments(conn: Connection, booking_ids: list[uuid.UUID], *, max_attempts: int) -> list[Payment]:
+    return [_payment(row) for row in await conn.fetch(SELECT_UNREFUNDED_PAYMENTS, booking_ids, max_attempts)]
 
 
 async def refund_attempts(conn: Connection, payment_id: uuid.UUID) -> tuple[int, int]:
@@ -332,6 +327,6 @@ async def refund_attempts(conn: Connection, payment_id: uuid.UUID) -> tuple[int,
     return int(row["live"]), int(row["attempts"])
 
 
-async def paid_pending_bookings(conn: Connection, *, succeeded_before: datetime, limit: int) -> list[uuid.UUID]:
-    rows = await conn.fetch(SELECT_PAID_PENDING_BOOKINGS, succeeded_before, limit)
-    return [row["booking_id"] for row in rows]
+async def recently_succeeded(conn: Connection, *, since: datetime, before: datetime, limit: int) -> list[Payment]:
+    rows = await conn.fetch(SELECT_RECENTLY_SUCCEEDED, since, before, limit)
+    return [_payment(row) for row in rows]

@@ -1,11 +1,13 @@
-"""Code rules checked on the source: HTTP types only in the HTTP layer, reviews reading bookings
-through the bookings repository, and one route-id helper instead of a copy per feature."""
+"""Code rules checked on the source: HTTP types only in the HTTP layer, reviews and payments reading
+bookings through the bookings repository, and one route-id helper instead of a copy per feature."""
 
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
+
+import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -33,9 +35,13 @@ def test_only_the_http_layer_builds_http_requests_and_responses() -> None:
     assert outside == []
 
 
-def test_reviews_read_bookings_through_the_bookings_repository() -> None:
+@pytest.mark.parametrize("feature", ["reviews", "payments"])
+def test_other_features_read_bookings_through_the_bookings_repository(feature: str) -> None:
     touching = re.compile(r"\b(FROM|JOIN|INTO|UPDATE)\s+bookings\b", re.IGNORECASE)
-    assert not touching.search((SHARED / "reviews" / "repository.py").read_text())
+    offending = [
+        path.relative_to(SHARED) for path in (SHARED / feature).glob("*.py") if touching.search(path.read_text())
+    ]
+    assert offending == []
 
 
 def test_no_feature_defines_its_own_route_id_helper() -> None:

@@ -56,7 +56,8 @@ async def test_a_refund_the_provider_did_not_accept_is_sent_again_with_the_same_
     await flow.finished(booking_id)
     await flow.settled(booking_id, "confirmed", "succeeded")
     await flow.db.execute(
-        "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancelled_by_role = 'mentor',"
+        "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancelled_by = mentor_id,"
+        " cancelled_by_role = 'mentor',"
         " refund_due_minor = price_minor WHERE id = $1",
         booking_id,
     )

@@ -41,6 +41,7 @@ async def end_booking(flow: Flow, booking_id: uuid.UUID, how: str, refund_due: i
     else:
         await flow.db.execute(
             "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancelled_by_role = $2,"
+            " cancelled_by = CASE WHEN $2 = 'student' THEN student_id ELSE mentor_id END,"
             " refund_due_minor = $3 WHERE id = $1",
             booking_id,
             how,
