@@ -158,31 +158,30 @@ async def fetch_booking(conn: Connection, booking_id: uuid.UUID, *, for_update: 
     return None if row is None else booking_from_row(row)
 
 
-SELECT_BOOKINGS = SELECT + "FROM bookings b WHERE b.id = ANY($1::uuid[])"
+SELECT_STATUSES = "SELECT b.id, b.status FROM bookings b WHERE b.id = ANY($1::uuid[])"
 
 
-async def fetch_bookings(conn: Connection, booking_ids: Sequence[uuid.UUID]) -> list[Booking]:
-    """The bookings with these ids that exist, in no particular order."""
-    return [booking_from_row(row) for row in await conn.fetch(SELECT_BOOKINGS, list(booking_ids))]
+async def fetch_statuses(conn: Connection, booking_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Status]:
+    """The status of each of these bookings that exists."""
+    return {row["id"]: row["status"] for row in await conn.fetch(SELECT_STATUSES, list(booking_ids))}
 
 
 # Bookings that ended without a session (cancelled, no-show, expired), by when they last changed.
-SELECT_ENDED_SINCE = (
-    SELECT
-    + """FROM bookings b
+SELECT_ENDED_SINCE = """
+SELECT b.id, b.updated_at FROM bookings b
 WHERE b.status IN ('cancelled', 'no_show', 'expired') AND b.updated_at >= $1
   AND (b.updated_at, b.id) > ($2, $3)
 ORDER BY b.updated_at, b.id LIMIT $4
 """
-)
 
 
 async def fetch_ended_since(
     conn: Connection, since: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> list[Booking]:
-    """One page of the bookings that ended since `since` (after the keyset `after`), oldest change first."""
+) -> list[tuple[uuid.UUID, datetime]]:
+    """One page of (id, updated_at) of the bookings that ended since `since`, after the keyset `after`."""
     after_at, after_id = after or (since, uuid.UUID(int=0))
-    return [booking_from_row(row) for row in await conn.fetch(SELECT_ENDED_SINCE, since, after_at, after_id, limit)]
+    rows = await conn.fetch(SELECT_ENDED_SINCE, since, after_at, after_id, limit)
+    return [(row["id"], row["updated_at"]) for row in rows]
 
 
 SET_STATUS = (

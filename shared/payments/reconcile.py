@@ -122,9 +122,9 @@ async def _start_owed_refunds(
     del cache, client
     for booking_id in await _bookings_owed_refunds(database, now=now):
         try:
-            await service.settle_refund(database, settings, booking_id, now=now)
-            report.refunds_started += 1
-        except Exception:
+            if await service.settle_refund(database, settings, booking_id, now=now):
+                report.refunds_started += 1
+        except Exception:  # one booking's trouble never stops the others
             logger.exception("refunding booking %s failed", booking_id)
 
 
@@ -137,24 +137,27 @@ async def _paid_pending_bookings(database: Database, settings: Settings, *, now:
             before=now - timedelta(seconds=settings.payment_reconcile_min_age_s),
             limit=MAX_CHECKS_PER_RUN,
         )
-        bookings = await bookings_repo.fetch_bookings(conn, [p.booking_id for p in paid])
-    return [b.id for b in bookings if b.status == "pending_payment"]
+        statuses = await bookings_repo.fetch_statuses(conn, [p.booking_id for p in paid])
+    return [booking_id for booking_id, status in statuses.items() if status == "pending_payment"]
 
 
 async def _bookings_owed_refunds(database: Database, *, now: datetime) -> list[uuid.UUID]:
-    """Bookings that ended lately whose payment owes money back and has no live refund."""
-    owed: list[uuid.UUID] = []
+    """Bookings that ended lately whose payment holds money without a live refund (settle_refund
+    then decides, per booking, whether any of it is owed back)."""
+    candidates: list[uuid.UUID] = []
     after = None
     async with database.connection() as conn:
         for _ in range(MAX_ENDED_PAGES):
             page = await bookings_repo.fetch_ended_since(conn, now - REFUND_LOOKBACK, after=after, limit=ENDED_PAGE)
             if not page:
                 break
-            after = (page[-1].updated_at, page[-1].id)
-            ended = {b.id: repo.for_payment(b) for b in page}
-            payments = await repo.unrefunded_payments(conn, list(ended), max_attempts=service.MAX_REFUND_ATTEMPTS)
-            owed += [p.booking_id for p in payments if service.refund_owed(ended[p.booking_id], p) is not None]
-    return owed
+            last_id, last_at = page[-1]
+            after = (last_at, last_id)
+            payments = await repo.unrefunded_payments(
+                conn, [booking_id for booking_id, _ in page], max_attempts=service.MAX_REFUND_ATTEMPTS
+            )
+            candidates += [p.booking_id for p in payments]
+    return candidates
 
 
 async def _reconcile_payment(

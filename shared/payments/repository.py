@@ -181,7 +181,7 @@ def _refund(row: asyncpg.Record) -> Refund:
     return Refund(**dict(row))
 
 
-def for_payment(found: Booking) -> BookingForPayment:
+def _for_payment(found: Booking) -> BookingForPayment:
     return BookingForPayment(
         id=found.id,
         student_id=found.student_id,
@@ -199,7 +199,7 @@ def for_payment(found: Booking) -> BookingForPayment:
 async def booking(conn: Connection, booking_id: uuid.UUID) -> BookingForPayment | None:
     """The booking's fields the payment flow needs, read through the bookings feature's repository."""
     found = await bookings_repo.fetch_booking(conn, booking_id)
-    return None if found is None else for_payment(found)
+    return None if found is None else _for_payment(found)
 
 
 async def insert_payment(

@@ -314,22 +314,23 @@ def refund_owed(booking: repo.BookingForPayment, payment: repo.Payment) -> tuple
     return None
 
 
-async def settle_refund(database: Database, settings: Settings, booking_id: uuid.UUID, *, now: datetime) -> None:
-    """Refund what the booking's payment owes back (if anything), at most once, through the provider."""
+async def settle_refund(database: Database, settings: Settings, booking_id: uuid.UUID, *, now: datetime) -> bool:
+    """Refund what the booking's payment owes back (if anything), at most once, through the provider;
+    True when a refund was written now."""
     async with database.transaction() as conn:
         booking = await repo.booking(conn, booking_id)
         payment = await repo.payment_for_booking(conn, booking_id)
         if booking is None or payment is None:
-            return
+            return False
         payment = await repo.lock_payment(conn, payment.id)
         assert payment is not None
         owed = refund_owed(booking, payment)
         if owed is None:
-            return
+            return False
         amount, reason = owed
         live, attempts = await repo.refund_attempts(conn, payment.id)
         if live:
-            return
+            return False
         if attempts >= MAX_REFUND_ATTEMPTS:
             logger.error(
                 "refund of payment %s (booking %s) failed %d times: the customer must be repaid by hand",
@@ -337,7 +338,7 @@ async def settle_refund(database: Database, settings: Settings, booking_id: uuid
                 booking_id,
                 attempts,
             )
-            return
+            return False
         refund = await repo.insert_refund(
             conn,
             payment_id=payment.id,
@@ -347,11 +348,12 @@ async def settle_refund(database: Database, settings: Settings, booking_id: uuid
             reason=reason,
         )
         if refund is None:
-            return
+            return False
         await repo.advance_payment(
             conn, payment.id, to="refund_pending", allowed_from=PAYMENT_MOVES["refund_pending"], now=now
         )
     await send_refund(database, settings, refund, payment, now=now)
+    return True
 
 
 async def refund_after_booking_ended(database: Database, settings: Settings, booking_id: uuid.UUID) -> None:
