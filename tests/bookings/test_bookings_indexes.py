@@ -4,18 +4,16 @@ page reads only the participant's range of an index on the participant instead."
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
+from query_plans import index_conditions, plan, seeded_database
 
 from shared.bookings.models import BookingQuery
 from shared.bookings.repository import EXPIRE_STALE_HOLDS, list_query
-from shared.db.migrate import migrate
 
 # 200 mentors and 3,000 students with 10 bookings each: all completed but for one pending hold in
 # every hundred, half of those past their hold.
@@ -45,36 +43,8 @@ ANALYZE bookings;
 
 @pytest.fixture(scope="module")
 async def seeded(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    from devhost.pytest_plugin import with_database  # after pytest registered the plugin
-
-    name = "bookings_plans_" + uuid.uuid4().hex[:8]
-    admin = await asyncpg.connect(with_database(database_url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        await migrate(with_database(database_url, name))
-        conn = await asyncpg.connect(with_database(database_url, name))
-        await conn.execute(SEED)
+    async with seeded_database(database_url, "bookings_plans", SEED) as conn:
         yield conn
-        await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-async def plan(conn: asyncpg.Connection[Any], sql: str, *params: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        found.append(node)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *params))[0]["Plan"])
-    return found
-
-
-def index_conditions(nodes: list[dict[str, Any]], index: str) -> list[str]:
-    return [n.get("Index Cond", "") for n in nodes if n.get("Index Name") == index]
 
 
 async def test_bookings_status_idx_is_on_status_then_start(seeded: asyncpg.Connection[Any]) -> None:

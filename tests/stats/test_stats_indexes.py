@@ -3,16 +3,14 @@ range of their bookings index, and reviews pages walk reviews_mentor_id_idx with
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
+from query_plans import index_conditions, plan, seeded_database
 
-from shared.db.migrate import migrate
 from shared.reviews.repository import FIRST_PAGE, NEXT_PAGE
 from shared.stats.repository import MENTOR_STATS, STUDENT_STATS
 
@@ -44,36 +42,8 @@ ANALYZE reviews;
 
 @pytest.fixture(scope="module")
 async def seeded(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    from devhost.pytest_plugin import with_database  # after pytest registered the plugin
-
-    name = "stats_plans_" + uuid.uuid4().hex[:8]
-    admin = await asyncpg.connect(with_database(database_url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        await migrate(with_database(database_url, name))
-        conn = await asyncpg.connect(with_database(database_url, name))
-        await conn.execute(SEED)
+    async with seeded_database(database_url, "stats_plans", SEED) as conn:
         yield conn
-        await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-async def plan(conn: asyncpg.Connection[Any], sql: str, *params: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        found.append(node)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *params))[0]["Plan"])
-    return found
-
-
-def index_conditions(nodes: list[dict[str, Any]], index: str) -> list[str]:
-    return [n.get("Index Cond", "") for n in nodes if n.get("Index Name") == index]
 
 
 def assert_reads_only_a_range_of(nodes: list[dict[str, Any]], index: str, column: str) -> None:
