@@ -13,66 +13,36 @@ the app's own clients are per loop.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from devhost.clock import Clock, VirtualClock
 from devhost.host import Host
+from devhost.loop_thread import LoopThread
 
-T = TypeVar("T")
 
-
-class HostThread:
+class HostThread(LoopThread):
     """A started Host on a dedicated thread and loop; `stop()` (or leaving the `with`) shuts it down."""
 
     def __init__(self, app_dir: Path, *, port: int = 0, clock: Clock | None = None, **host_kwargs: Any) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run_loop, name="devhost-loop", daemon=True)
-        self._thread.start()
+        super().__init__("devhost-loop")
         self.host = Host(app_dir, port=port, clock=self.clock, **host_kwargs)
         try:
             self.url: str = self.call(self.host.start())
         except BaseException:
-            self._shutdown_loop()
+            self.close()
             raise
-
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
-        """Run `coro` on the host's loop and return its result (exceptions propagate)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
         """Stop the host, then the loop and its thread. Safe to call twice."""
-        if self.loop.is_closed():
+        if self.closed:
             return
         try:
             self.call(self.host.stop())
         finally:
-            self._shutdown_loop()
-
-    def _shutdown_loop(self) -> None:
-        async def drain() -> None:
-            current = asyncio.current_task()
-            tasks = [t for t in asyncio.all_tasks() if t is not current]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.loop.shutdown_asyncgens()
-
-        try:
-            self.call(drain(), timeout=10.0)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10.0)
-            self.loop.close()
+            self.close()
 
     def __enter__(self) -> HostThread:
         return self
