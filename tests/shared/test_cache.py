@@ -25,11 +25,12 @@ def unused_port() -> int:
         return port
 
 
-def redis_for(url: str) -> Redis:
+def redis_for(url: str, **overrides: str) -> Redis:
     env = {
         "DATABASE_URL": "postgresql://x@127.0.0.1/x",
         "REDIS_URL": url,
         "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+        **overrides,
     }
     return make_redis(load_settings(env))
 
