@@ -20,7 +20,10 @@ from booking_history import History
 
 from devhost.host import builtin_service_factories
 from devhost.testing import HostThread
+from shared import resources
+from shared.cache.cache import Cache
 from shared.config import get_settings
+from shared.db.database import Database
 
 if TYPE_CHECKING:
     from devhost.fakes.razorpay import FakeRazorpay
@@ -127,3 +130,20 @@ def payments_env(app_settings: dict[str, str], fakes: tuple[FakeRazorpay, FakeSt
         else:
             os.environ[name] = value
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+async def app_resources(app_settings: dict[str, str]) -> AsyncIterator[tuple[Database, Cache]]:
+    """The app's pool and cache on the test loop, for service-level tests that pin `now`."""
+    yield await resources.get_database(), await resources.get_cache()
+    await resources.close_resources()
+
+
+@pytest.fixture
+def app_database(app_resources: tuple[Database, Cache]) -> Database:
+    return app_resources[0]
+
+
+@pytest.fixture
+def app_cache(app_resources: tuple[Database, Cache]) -> Cache:
+    return app_resources[1]
