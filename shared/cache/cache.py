@@ -16,12 +16,15 @@ generation that each write bumps (see generations.py), which makes them never st
 acknowledged write, and are protected from stampedes across processes: one process recomputes a
 missing entry under a Redis lock while the others wait for it, and a hot entry is recomputed
 shortly before it expires by one reader (XFetch) while the others keep getting the current value.
+A versioned value whose content changes with the clock alone (a count of bookings still to start)
+is returned by its loader as `Expiring`, so that it is not kept past that moment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +44,19 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Loader = Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """A loaded value that goes stale by the clock alone `ttl_s` seconds after its load began (e.g.
+    when the next booking it counts as upcoming starts), with no write to bump it. It is kept for
+    at most that long, less the load's own duration; a value already stale is not kept at all."""
+
+    value: bytes
+    ttl_s: float
+
+
+VersionedLoader = Callable[[], Awaitable[bytes | Expiring]]
 
 
 @dataclass
@@ -93,7 +109,7 @@ class Cache:
         self._lock_poll_s = lock_poll_s
         self._stats_log_interval_s = stats_log_interval_s
         self._stats_logged_at = time.monotonic()
-        self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._generations: dict[str, int] = {}
         self._pending_invalidations: set[str] = set()
         self._pending_bumps: set[str] = set()
@@ -139,12 +155,13 @@ class Cache:
             self._pending_invalidations.update(keys)
 
     async def get_or_load_versioned(
-        self, namespace: str, variant: str, ttl_s: int, load: Loader, *, public: bool = False
+        self, namespace: str, variant: str, ttl_s: int, load: VersionedLoader, *, public: bool = False
     ) -> bytes:
         """The entry `variant` of `namespace` for its current generation, loading it on a miss.
 
         Never returns a value loaded before a `bump(namespace)` that was acknowledged before this
         call began. `variant` names one shape of the value (a filter, a page) and must be short.
+        The entry is kept `ttl_s`, or less when `load` returns it as `Expiring`.
         """
         self._log_stats_now_and_then()
         keys = Keys(namespace, variant)
@@ -175,7 +192,7 @@ class Cache:
             if isinstance(bumped, _Unavailable):
                 self._pending_bumps.add(namespace)
 
-    async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: Loader) -> bytes:
+    async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: VersionedLoader) -> bytes:
         token = secrets.token_hex(8)
         entry_key, lock = keys.entry(generation), keys.lock(generation)
         reply = await self._call(
@@ -198,7 +215,9 @@ class Cache:
         # The lock holder is slow or gone: load it ourselves rather than fail the request.
         return await self._compute(keys, generation, ttl_s, load, None)
 
-    async def _refresh_early(self, keys: Keys, entry: generations.Entry, ttl_s: int, load: Loader) -> bytes | None:
+    async def _refresh_early(
+        self, keys: Keys, entry: generations.Entry, ttl_s: int, load: VersionedLoader
+    ) -> bytes | None:
         token = secrets.token_hex(8)
         lock, entry_key = keys.lock(entry.generation), keys.entry(entry.generation)
         won = await self._call(lambda client: client.set(lock, token, nx=True, px=self._lock_ttl_ms))
@@ -211,23 +230,28 @@ class Cache:
         self.stats.early_refreshes += 1
         return await self._compute(keys, entry.generation, ttl_s, load, token)
 
-    async def _compute(self, keys: Keys, generation: str, ttl_s: int, load: Loader, token: str | None) -> bytes:
+    async def _compute(
+        self, keys: Keys, generation: str, ttl_s: int, load: VersionedLoader, token: str | None
+    ) -> bytes:
         entry_key, lock = keys.entry(generation), keys.lock(generation)
-        started = time.monotonic()
         try:
-            value = await load()
+            loaded = await _timed_load(load, ttl_s)
         except BaseException:
             if token is not None:
                 await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
             raise
-        stored = generations.pack(max(1, round((time.monotonic() - started) * 1000)), value)
-        if token is None:
-            await self._call(lambda client: client.set(entry_key, stored, ex=ttl_s))
+        ttl_ms = math.floor(loaded.keep_s * 1000)
+        stored = generations.pack(max(1, round(loaded.load_s * 1000)), loaded.value)
+        if ttl_ms <= 0:  # stale already: nothing to keep, only the lock to give back
+            if token is not None:
+                await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
+        elif token is None:
+            await self._call(lambda client: client.set(entry_key, stored, px=ttl_ms))
         else:
-            await self._call(lambda client: generations.STORE(client, [entry_key, lock], [stored, str(ttl_s), token]))
-        return value
+            await self._call(lambda client: generations.STORE(client, [entry_key, lock], [stored, str(ttl_ms), token]))
+        return loaded.value
 
-    async def _load_without_redis(self, keys: Keys, ttl_s: int, load: Loader, *, public: bool) -> bytes:
+    async def _load_without_redis(self, keys: Keys, ttl_s: int, load: VersionedLoader, *, public: bool) -> bytes:
         namespace = _local_namespace(keys.namespace)
         local_key = f"{namespace}{keys.variant}"
         if public and (local := self._local.get(local_key)) is not None:
@@ -235,10 +259,10 @@ class Cache:
             return local
         self.stats.misses += 1
         generation = self._generations.get(namespace, 0)
-        value = await self._load_once(f"{local_key}#{generation}", load)
+        loaded = await self._load_once(f"{local_key}#{generation}", lambda: _timed_load(load, ttl_s))
         if public and self._generations.get(namespace, 0) == generation:
-            self._local.set(local_key, value, min(self._local_ttl_s, ttl_s))
-        return value
+            self._local.set(local_key, loaded.value, min(self._local_ttl_s, loaded.keep_s))
+        return loaded.value
 
     def _log_stats_now_and_then(self) -> None:
         now = time.monotonic()
@@ -278,11 +302,11 @@ class Cache:
         self._breaker.record_success()
         return result
 
-    async def _load_once(self, key: str, load: Loader) -> bytes:
-        running = self._inflight.get(key)
+    async def _load_once(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        running: asyncio.Future[T] | None = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             value = await load()
@@ -306,3 +330,19 @@ class Cache:
 
 def _local_namespace(namespace: str) -> str:
     return f"{namespace}|"
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    value: bytes
+    load_s: float  # how long the load took
+    keep_s: float  # how long to keep it from now: the caller's TTL or the value's own, if shorter
+
+
+async def _timed_load(load: VersionedLoader, ttl_s: int) -> _Loaded:
+    started = time.monotonic()
+    loaded = await load()
+    load_s = time.monotonic() - started
+    if isinstance(loaded, Expiring):
+        return _Loaded(loaded.value, load_s, min(ttl_s, loaded.ttl_s - load_s))
+    return _Loaded(loaded, load_s, ttl_s)

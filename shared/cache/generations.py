@@ -61,9 +61,9 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
 return {2}
 """
 
-# Store a recomputed entry and release our lock in one round trip.
+# Store a recomputed entry (TTL in ms) and release our lock in one round trip.
 _STORE = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
 """

@@ -4,10 +4,23 @@ participant's range of bookings_student_id_scheduled_at_idx / bookings_mentor_id
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from shared.db.database import Connection
 from shared.stats.models import CurrencyTotal, MentorStats, StudentStats
+
+S = TypeVar("S", StudentStats, MentorStats)
+
+
+@dataclass(frozen=True, slots=True)
+class Figures(Generic[S]):
+    stats: S
+    # The start of the earliest booking counted as upcoming: from then on `upcoming` is one less,
+    # with no write to tell the cache. None when nothing is upcoming.
+    next_start: datetime | None
+
 
 # A paid cancellation that kept money: a cancelled booking that had been paid (confirmed_at set)
 # and of whose price the policy kept part (a late cancellation). The kept part, price -
@@ -15,6 +28,8 @@ from shared.stats.models import CurrencyTotal, MentorStats, StudentStats
 
 # $1 is the participant, $2 is `now`. The inner query groups by currency; the outer one folds the
 # groups into one row (counts and hours over all currencies, money as a list per currency).
+# `upcoming` is the only figure that depends on `now`: next_start, the earliest start it counts, is
+# when it next changes by the clock alone.
 
 # Spend: what the student paid and keeps paid: confirmed, completed and no-show bookings and paid
 # cancellations that kept money, each at its snapshotted price less the refund its policy granted.
@@ -30,6 +45,8 @@ WITH b AS (
     SELECT currency,
            count(*) FILTER (WHERE status = 'completed') AS sessions_completed,
            count(*) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2) AS upcoming,
+           min(scheduled_at) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2)
+               AS next_start,
            sum(ends_at - scheduled_at) FILTER (WHERE status = 'completed') AS time_completed,
            count(*) FILTER (WHERE spent) AS counted,
            sum(kept_minor) FILTER (WHERE spent) AS amount_minor
@@ -38,6 +55,7 @@ WITH b AS (
 )
 SELECT coalesce(sum(g.sessions_completed), 0)::bigint AS sessions_completed,
        coalesce(sum(g.upcoming), 0)::bigint AS upcoming,
+       min(g.next_start) AS next_start,
        round(coalesce(extract(epoch FROM sum(g.time_completed)), 0) / 3600, 2) AS hours_completed,
        coalesce(jsonb_agg(jsonb_build_object('currency', g.currency, 'amount_minor', g.amount_minor)
                           ORDER BY g.currency) FILTER (WHERE g.counted > 0), '[]') AS money
@@ -62,6 +80,8 @@ WITH b AS (
     SELECT currency,
            count(*) FILTER (WHERE status = 'completed') AS sessions_completed,
            count(*) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2) AS upcoming,
+           min(scheduled_at) FILTER (WHERE status IN ('pending_payment', 'confirmed') AND scheduled_at > $2)
+               AS next_start,
            sum(ends_at - scheduled_at) FILTER (WHERE status = 'completed') AS time_completed,
            count(*) FILTER (WHERE earns) AS counted,
            sum(kept_minor - (kept_minor * commission_bps + 5000) / 10000) FILTER (WHERE earns) AS amount_minor
@@ -71,6 +91,7 @@ WITH b AS (
 SELECT m.rating, m.rating_count,
        coalesce(sum(g.sessions_completed), 0)::bigint AS sessions_completed,
        coalesce(sum(g.upcoming), 0)::bigint AS upcoming,
+       min(g.next_start) AS next_start,
        round(coalesce(extract(epoch FROM sum(g.time_completed)), 0) / 3600, 2) AS hours_completed,
        coalesce(jsonb_agg(jsonb_build_object('currency', g.currency, 'amount_minor', g.amount_minor)
                           ORDER BY g.currency) FILTER (WHERE g.counted > 0), '[]') AS money
@@ -80,21 +101,22 @@ GROUP BY m.id
 """
 
 
-async def student_stats(conn: Connection, student_id: uuid.UUID, now: datetime) -> StudentStats:
+async def student_stats(conn: Connection, student_id: uuid.UUID, now: datetime) -> Figures[StudentStats]:
     """Spend per currency: confirmed, completed and no-show bookings at price - refund_due_minor, plus
     paid cancellations that kept money (confirmed_at set, refund below the price) at the kept part."""
     row = await conn.fetchrow(STUDENT_STATS, student_id, now)
     assert row is not None  # an aggregate without GROUP BY always returns its row
-    return StudentStats(
+    stats = StudentStats(
         as_of=now,
         sessions_completed=row["sessions_completed"],
         upcoming=row["upcoming"],
         hours_completed=float(row["hours_completed"]),
         spend=[CurrencyTotal.model_validate(m) for m in row["money"]],
     )
+    return Figures(stats, row["next_start"])
 
 
-async def mentor_stats(conn: Connection, mentor_id: uuid.UUID, now: datetime) -> MentorStats | None:
+async def mentor_stats(conn: Connection, mentor_id: uuid.UUID, now: datetime) -> Figures[MentorStats] | None:
     """Earnings per currency: completed and student no-show bookings at price - commission(price),
     plus paid cancellations that kept money at kept - commission(kept), kept = price -
     refund_due_minor, commission(x) = x * commission_bps / 10000 rounded half up. None when the
@@ -102,7 +124,7 @@ async def mentor_stats(conn: Connection, mentor_id: uuid.UUID, now: datetime) ->
     row = await conn.fetchrow(MENTOR_STATS, mentor_id, now)
     if row is None:
         return None
-    return MentorStats(
+    stats = MentorStats(
         as_of=now,
         sessions_completed=row["sessions_completed"],
         upcoming=row["upcoming"],
@@ -111,3 +133,4 @@ async def mentor_stats(conn: Connection, mentor_id: uuid.UUID, now: datetime) ->
         rating=float(row["rating"]),
         rating_count=row["rating_count"],
     )
+    return Figures(stats, row["next_start"])

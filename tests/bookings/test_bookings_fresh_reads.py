@@ -52,10 +52,11 @@ async def test_lists_and_stats_of_both_participants_are_fresh_after_every_change
             assert listed == truth, (step, user.role)
         now = datetime.now(UTC)
         async with app_database.connection() as conn:
-            student_truth = (await stats_repository.student_stats(conn, student.id, now)).model_dump(mode="json")
-            mentor_stats = await stats_repository.mentor_stats(conn, mentor.id, now)
-        assert mentor_stats is not None
-        mentor_truth = mentor_stats.model_dump(mode="json")
+            student_figures = await stats_repository.student_stats(conn, student.id, now)
+            mentor_figures = await stats_repository.mentor_stats(conn, mentor.id, now)
+        assert mentor_figures is not None
+        student_truth = student_figures.stats.model_dump(mode="json")
+        mentor_truth = mentor_figures.stats.model_dump(mode="json")
         student_view = await read_twice(api, "students/me/stats", student)
         mentor_view = await read_twice(api, "mentors/me/stats", mentor)
         assert without_as_of(student_view) == without_as_of(student_truth), step

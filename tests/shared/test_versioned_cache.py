@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.cache.breaker import CircuitBreaker
-from shared.cache.cache import Cache
+from shared.cache.cache import Cache, Expiring
 from shared.cache.generations import Entry, Keys, refresh_early, unpack
 from shared.config import load_settings
 from shared.resources import make_redis
@@ -80,6 +80,30 @@ async def test_a_miss_is_stored_under_the_generation_and_then_hits(client: Redis
     stored = await client.get(Keys(ns, "all").entry(generation))
     assert unpack(stored)[1] == b"v1"
     assert TTL - 5 <= await client.ttl(Keys(ns, "all").entry(generation)) <= TTL
+
+
+async def test_an_expiring_value_is_kept_only_until_it_goes_stale(client: Redis) -> None:
+    cache, ns = process(client), namespace()
+
+    async def expiring(ttl_s: float) -> bytes | Expiring:
+        return Expiring(b"counted", ttl_s)
+
+    async def lifetime_ms(variant: str) -> int:
+        generation = (await client.get(Keys(ns, variant).generation)).decode()
+        ttl_ms: int = await client.pttl(Keys(ns, variant).entry(generation))
+        return ttl_ms
+
+    await cache.get_or_load_versioned(ns, "soon", TTL, lambda: expiring(30.5))
+    assert 0 < await lifetime_ms("soon") <= 30_500
+    await cache.get_or_load_versioned(ns, "later", TTL, lambda: expiring(TTL * 10))
+    assert TTL * 1000 - 5_000 < await lifetime_ms("later") <= TTL * 1000  # never past the caller's TTL
+
+    stale = CountingLoader()
+    for _ in range(2):  # stale when loaded: not stored, and the lock is given back for the next reader
+        assert await cache.get_or_load_versioned(ns, "stale", TTL, lambda: expiring(-1)) == b"counted"
+        assert await lifetime_ms("stale") == -2
+    assert await cache.get_or_load_versioned(ns, "stale", TTL, stale) == b"v1"
+    assert stale.calls == 1 and cache.stats.lock_waits == 0
 
 
 async def test_a_bump_in_one_process_is_seen_by_the_next_read_in_another(client: Redis) -> None:
