@@ -4,8 +4,9 @@ Served under both `/durabletask/` (the client's `rpcBaseUrl`) and `/runtime/webh
 (the management URLs an app hands to its callers), with the extension's status codes, headers and
 body handling:
 - start: the body (the client's `df_dumps` text as a JSON string literal) becomes
-  ExecutionStarted.Input; an unknown orchestrator is 400 with `ExceptionMessage`; an id that is
-  running is 409.
+  ExecutionStarted.Input; an unknown orchestrator is 400 with `ExceptionMessage`; an id whose
+  instance the host.json setting overridableExistingInstanceStates protects (by default: pending,
+  running, continued-as-new, suspended) is 409 `{"Message": ...}`; so is restarting it in place.
 - raiseEvent: the body is parsed once and re-serialized, so a dict given to the client's
   `raise_event` reaches the orchestrator as a str; non-JSON content types are 400.
 """
@@ -32,6 +33,7 @@ RPC_PREFIX = "/durabletask"
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
 _JSON = "application/json"
 _CONNECTION = "Storage"
+_ALREADY_EXISTS = "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException"
 
 
 def client_binding_json(engine: DurableEngine, base_url: str) -> str:
@@ -97,8 +99,10 @@ def durable_routes(engine: DurableEngine) -> list[web.RouteDef]:
     return routes
 
 
-def _error(status: int, message: str, exception_type: str) -> web.Response:
-    body = {"Message": "An error has occurred.", "ExceptionMessage": message, "ExceptionType": exception_type}
+def _error(
+    status: int, exception: str, exception_type: str, *, message: str = "An error has occurred."
+) -> web.Response:
+    body = {"Message": message, "ExceptionMessage": exception, "ExceptionType": exception_type}
     return web.json_response(body, status=status)
 
 
@@ -151,7 +155,7 @@ class _Api:
         except UnknownOrchestratorError as exc:
             return _error(400, str(exc), "System.ArgumentException")
         except InstanceExistsError as exc:
-            return _error(409, str(exc), "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
+            return web.json_response({"Message": str(exc)}, status=409)  # CreateErrorResponse without details
         return self._check_status(request, instance_id, 202)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -217,7 +221,8 @@ class _Api:
         except InstanceNotFoundError:
             return web.Response(status=404)
         except InstanceExistsError as exc:
-            return _error(409, str(exc), "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
+            message = "A non-terminal instance with this instance ID already exists."
+            return _error(409, str(exc), _ALREADY_EXISTS, message=message)
         return web.json_response(instance_id, status=202)
 
     async def rewind(self, _request: web.Request) -> web.Response:

@@ -46,6 +46,29 @@ _COMPLETIONS = {
 _CONTROL = {int(EventType.EXECUTION_TERMINATED), int(EventType.EXECUTION_SUSPENDED), int(EventType.EXECUTION_RESUMED)}
 
 
+# host.json extensions.durableTask.overridableExistingInstanceStates, and the runtime statuses in which
+# an existing instance refuses start_new with its id (the extension's
+# OverridableStatesExtensions.ToDedupeStatuses); in any other status it is replaced.
+OVERRIDABLE_STATES: dict[str, frozenset[str]] = {
+    "NonRunningStates": frozenset(
+        {RuntimeStatus.RUNNING, RuntimeStatus.CONTINUED_AS_NEW, RuntimeStatus.PENDING, RuntimeStatus.SUSPENDED}
+    ),
+    "AnyState": frozenset(),
+}
+DEFAULT_OVERRIDABLE_STATES = "NonRunningStates"  # Durable Functions 2.x
+
+
+def dedupe_statuses(setting: object) -> frozenset[str]:
+    """The statuses that refuse a start under `setting` (None: the default), an enum name the host
+    binds case-insensitively; ValueError for anything else."""
+    text = DEFAULT_OVERRIDABLE_STATES if setting is None else str(setting)
+    for name, statuses in OVERRIDABLE_STATES.items():
+        if text.strip().lower() == name.lower():
+            return statuses
+    allowed = " or ".join(OVERRIDABLE_STATES)
+    raise ValueError(f"overridableExistingInstanceStates must be {allowed}, not {setting!r}")
+
+
 class UnknownOrchestratorError(LookupError):
     """start_new named no orchestrator function (the extension answers 400)."""
 
@@ -86,8 +109,10 @@ class DurableEngine:
         max_concurrent_activities: int = 10,
         orchestration_workers: int = 2,
         chaos: Chaos | None = None,
+        overridable_states: str | None = None,
     ) -> None:
         self.store = store
+        self.dedupe_statuses = dedupe_statuses(overridable_states)
         self.runner = runner
         self.clock: Clock = clock or SystemClock()
         self.worker_id = worker_id or f"devhost-{uuid.uuid4().hex[:8]}"
@@ -157,7 +182,9 @@ class DurableEngine:
     async def start_new(
         self, name: str, instance_id: str | None = None, input_text: str | None = None, version: str | None = None
     ) -> str:
-        """Create an instance; `input_text` is ExecutionStarted.Input (JSON text)."""
+        """Create an instance; `input_text` is ExecutionStarted.Input (JSON text). An existing instance
+        with that id is replaced unless its status is one `overridable_states` protects
+        (InstanceExistsError); a replaced execution's pending work and late results are dropped."""
         known = {n.lower(): n for n in self.runner.orchestrators()}
         if name.lower() not in known:
             raise UnknownOrchestratorError(unknown_function(name, "orchestrator", known.values()))
@@ -175,7 +202,8 @@ class DurableEngine:
             input_text=input_text,
             version=record.version,
         )
-        await self.store.create_instance(record, Message(instance_id, start, now, execution_id))
+        message = Message(instance_id, start, now, execution_id)
+        await self.store.create_instance(record, message, dedupe_statuses=self.dedupe_statuses)
         self._wake()
         return instance_id
 

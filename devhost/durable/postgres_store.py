@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from devhost.durable.protocol import Event, ParentInstance, RuntimeStatus
+from devhost.durable.protocol import Event, ParentInstance
 from devhost.durable.store import (
     CONTROL_EVENTS,
     ActivityWork,
@@ -123,7 +123,7 @@ class PostgresStore:
 
     # --- instances ---------------------------------------------------------------------------------
 
-    async def create_instance(self, record: InstanceRecord, start: Message) -> None:
+    async def create_instance(self, record: InstanceRecord, start: Message, *, dedupe_statuses: frozenset[str]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_instance(conn, record.instance_id)
             status = await conn.fetchval(
@@ -131,7 +131,7 @@ class PostgresStore:
                 self.hub,
                 record.instance_id,
             )
-            if status is not None and status not in RuntimeStatus.TERMINAL:
+            if status is not None and status in dedupe_statuses:
                 raise InstanceExistsError(record.instance_id, status)
             if status is not None:
                 await self._delete(conn, [record.instance_id])

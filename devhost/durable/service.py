@@ -76,8 +76,15 @@ def service_factory(ctx: Any) -> DurableService | None:
     if not dsn and process_count() > 1:
         # Each process would keep its own in-memory hub: instances started in one are unknown to the others.
         raise ConfigError("Durable functions in several host processes need DATABASE_URL (or DEVHOST_DURABLE_DSN)")
+    settings = (ctx.config.host_json.get("extensions") or {}).get("durableTask") or {}
     store: Store = PostgresStore(dsn, hub) if dsn else MemoryStore(hub)
-    engine = DurableEngine(store, InvokerRunner(app.functions, ctx.invoker), clock=ctx.clock)
+    runner = InvokerRunner(app.functions, ctx.invoker)
+    try:
+        engine = DurableEngine(
+            store, runner, clock=ctx.clock, overridable_states=settings.get("overridableExistingInstanceStates")
+        )
+    except ValueError as exc:
+        raise ConfigError(f"host.json extensions.durableTask.{exc}") from None
     ctx.add_routes(durable_routes(engine))
 
     def binding(_spec: FunctionSpec, _binding: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ CONTROL_EVENTS = frozenset({int(EventType.EXECUTION_TERMINATED), int(EventType.E
 
 
 class InstanceExistsError(Exception):
-    """An instance with that id exists and is not in a terminal state (the extension answers 409)."""
+    """An instance with that id exists in a status that refuses a new start (the extension answers 409)."""
 
     def __init__(self, instance_id: str, status: str) -> None:
         super().__init__(f"An Orchestration instance with the status {status} already exists.")
@@ -127,8 +127,9 @@ class Store(Protocol):
         """Release connections."""
         ...
 
-    async def create_instance(self, record: InstanceRecord, start: Message) -> None:
-        """Create (or replace a terminal) instance and queue its ExecutionStarted; InstanceExistsError otherwise."""
+    async def create_instance(self, record: InstanceRecord, start: Message, *, dedupe_statuses: frozenset[str]) -> None:
+        """Create the instance and queue its ExecutionStarted. An existing one is replaced (history, queued
+        messages and activities dropped) unless its status is in `dedupe_statuses`: InstanceExistsError."""
         ...
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
@@ -194,9 +195,9 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    async def create_instance(self, record: InstanceRecord, start: Message) -> None:
+    async def create_instance(self, record: InstanceRecord, start: Message, *, dedupe_statuses: frozenset[str]) -> None:
         existing = self._instances.get(record.instance_id)
-        if existing is not None and existing.status not in RuntimeStatus.TERMINAL:
+        if existing is not None and existing.status in dedupe_statuses:
             raise InstanceExistsError(record.instance_id, existing.status)
         if existing is not None:
             self._drop_instance(record.instance_id)
@@ -271,6 +272,11 @@ class MemoryStore:
 
     async def _commit(self, commit: EpisodeCommit) -> None:
         record = copy.deepcopy(commit.instance)
+        stored = self._instances.get(record.instance_id)
+        if stored is not None and stored.execution_id != (commit.history_execution or record.execution_id):
+            # A start replaced the execution while this episode ran (no instance lock here, unlike
+            # PostgresStore): what it decided belongs to an execution that no longer exists.
+            return
         for message_id in commit.consumed:
             self._messages.pop(message_id, None)
         if record.instance_id in self._instances:

@@ -1,10 +1,10 @@
-"""host.json settings the code relies on but the devhost cannot prove, because it does not read them.
+"""host.json settings the code relies on, pinned so that nobody changes them unawares.
 
 The payment flow's instance id is the booking id and checkout.start_checkout relies on the host
 refusing to start a second instance while one is running (never silently replacing it). The
 Durable extension does that only with overridableExistingInstanceStates = NonRunningStates, so it
-is pinned here. The devhost does not read the setting: its engine always refuses a non-terminal
-instance id (tests/devhost/durable/test_client_contract.py), which is the pinned behaviour."""
+is pinned here. The devhost reads the setting as the host does
+(tests/devhost/durable/test_overridable_states.py), so the app's tests run under it too."""
 
 from __future__ import annotations
 
