@@ -145,6 +145,11 @@ class Settings(BaseModel):
     payment_checkout_wait_s: float = Field(default=5.0, ge=0, le=30, alias="PAYMENT_CHECKOUT_WAIT_SECONDS")
     # Reconciliation asks the provider about local payments still created/pending after this long.
     payment_reconcile_min_age_s: int = Field(default=120, ge=0, alias="PAYMENT_RECONCILE_MIN_AGE_SECONDS")
+    # A webhook delivery claims its event for this long; a claim whose delivery died runs out after it.
+    webhook_claim_lease_s: int = Field(default=120, ge=1, le=3600, alias="WEBHOOK_CLAIM_LEASE_SECONDS")
+    # How long a duplicate delivery waits (polling, no connection held) for the delivery processing
+    # its event to finish; then it is answered 503 + Retry-After and the provider retries it later.
+    webhook_duplicate_wait_s: float = Field(default=3.0, ge=0, le=60, alias="WEBHOOK_DUPLICATE_WAIT_SECONDS")
 
     durable_task_hub: str = Field(default="codeconnect", alias="DURABLE_TASK_HUB")
     app_insights_connection_string: str | None = Field(default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING")

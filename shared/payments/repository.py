@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from shared.bookings import repository as bookings_repo
 from shared.bookings.models import Booking
 from shared.db.database import Connection
+
+WebhookClaim = Literal["claimed", "processed", "in_progress"]
 
 
 @dataclass(frozen=True)
@@ -116,17 +118,29 @@ ORDER BY reconciled_at NULLS FIRST, created_at LIMIT $2
 MARK_RECONCILED = "UPDATE payments SET reconciled_at = $2 WHERE id = $1"
 MARK_CLOSED = "UPDATE payments SET closed_at = COALESCE(closed_at, $2) WHERE id = $1"
 
-INSERT_WEBHOOK_EVENT = """
-INSERT INTO webhook_events (provider, event_id, event_type, payload, received_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (provider, event_id) DO NOTHING
-RETURNING event_id
+# One statement, so a duplicate never waits on a lock: it claims the event (new, or unprocessed with
+# its claim released or run out) or learns whether another delivery finished it. The lease runs on
+# the database's clock, which every instance shares.
+CLAIM_WEBHOOK_EVENT = """
+WITH claim AS (
+    INSERT INTO webhook_events AS e (provider, event_id, event_type, payload, received_at, claim_token, claimed_until)
+    VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
+    ON CONFLICT (provider, event_id) DO UPDATE
+        SET claim_token = EXCLUDED.claim_token, claimed_until = EXCLUDED.claimed_until
+        WHERE e.processed_at IS NULL AND (e.claimed_until IS NULL OR e.claimed_until <= now())
+    RETURNING 1
+)
+SELECT EXISTS (SELECT FROM claim) AS claimed,
+       EXISTS (SELECT FROM webhook_events
+               WHERE provider = $1 AND event_id = $2 AND processed_at IS NOT NULL) AS processed
 """
-LOCK_WEBHOOK_EVENT_PROCESSED = """
-SELECT processed_at IS NOT NULL FROM webhook_events WHERE provider = $1 AND event_id = $2 FOR UPDATE
+RELEASE_WEBHOOK_EVENT = """
+UPDATE webhook_events SET claim_token = NULL, claimed_until = NULL
+WHERE provider = $1 AND event_id = $2 AND claim_token = $3 AND processed_at IS NULL
 """
 MARK_WEBHOOK_EVENT_PROCESSED = """
-UPDATE webhook_events SET processed_at = $3 WHERE provider = $1 AND event_id = $2 AND processed_at IS NULL
+UPDATE webhook_events SET processed_at = $3, claim_token = NULL, claimed_until = NULL
+WHERE provider = $1 AND event_id = $2 AND processed_at IS NULL
 """
 
 INSERT_REFUND = """
@@ -269,16 +283,29 @@ async def mark_reconciled(conn: Connection, payment_id: uuid.UUID, now: datetime
     await conn.execute(MARK_RECONCILED, payment_id, now)
 
 
-async def record_webhook_event(
-    conn: Connection, *, provider: str, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
-) -> bool:
-    """True for a first delivery, False for a duplicate event id."""
-    return await conn.fetchval(INSERT_WEBHOOK_EVENT, provider, event_id, event_type, payload, now) is not None
+async def claim_webhook_event(
+    conn: Connection,
+    *,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    now: datetime,
+    token: uuid.UUID,
+    lease_s: float,
+) -> WebhookClaim:
+    """Claim the event for `lease_s` under `token`, or say who has it: "claimed" (this delivery
+    processes it), "processed" (a duplicate) or "in_progress" (another delivery holds a live claim)."""
+    row = await conn.fetchrow(CLAIM_WEBHOOK_EVENT, provider, event_id, event_type, payload, now, token, lease_s)
+    assert row is not None
+    if row["claimed"]:
+        return "claimed"
+    return "processed" if row["processed"] else "in_progress"
 
 
-async def lock_webhook_event_processed(conn: Connection, provider: str, event_id: str) -> bool:
-    """Whether the event was processed, locking its row until the transaction ends."""
-    return bool(await conn.fetchval(LOCK_WEBHOOK_EVENT_PROCESSED, provider, event_id))
+async def release_webhook_event(conn: Connection, provider: str, event_id: str, token: uuid.UUID) -> None:
+    """Give up this delivery's claim (its processing failed), so a retry can process the event at once."""
+    await conn.execute(RELEASE_WEBHOOK_EVENT, provider, event_id, token)
 
 
 async def mark_webhook_event_processed(conn: Connection, provider: str, event_id: str, now: datetime) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -264,27 +262,6 @@ async def apply_payment_update(
     elif payment.status == "failed" and update.state == "failed" and booking_status == "pending_payment":
         return FollowUp(payment.booking_id, PAYMENT_FAILED, payment.status)
     return FollowUp(payment.booking_id, None, payment.status)
-
-
-@asynccontextmanager
-async def claimed_webhook_event(
-    database: Database, *, provider: str, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
-) -> AsyncIterator[bool]:
-    """Yield True when this delivery must be processed (its event id was never processed), else False.
-
-    The event's row stays locked while the caller processes it, and is marked processed in the same
-    transaction: identical deliveries arriving together wait for the first and then find it
-    processed. If processing raises, nothing is recorded and the provider's retry processes it.
-    """
-    async with database.transaction() as conn:
-        await repo.record_webhook_event(
-            conn, provider=provider, event_id=event_id, event_type=event_type, payload=payload, now=now
-        )
-        if await repo.lock_webhook_event_processed(conn, provider, event_id):
-            yield False
-            return
-        yield True
-        await repo.mark_webhook_event_processed(conn, provider, event_id, now)
 
 
 # --- refunds -------------------------------------------------------------------------------------

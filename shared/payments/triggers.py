@@ -23,7 +23,7 @@ from shared.config import get_settings
 from shared.errors import NotFound
 from shared.http.auth import ANONYMOUS, roles
 from shared.http.endpoint import ApiRequest, endpoint
-from shared.payments import checkout, reconcile, service, signatures
+from shared.payments import checkout, reconcile, service, signatures, webhook_claims
 from shared.payments.models import CheckoutState, PaymentView, RazorpayVerify, WebhookAck
 from shared.payments.provider import ProviderRejected, ProviderUnavailable
 from shared.payments.webhooks import (
@@ -138,8 +138,8 @@ async def _process(
 ) -> WebhookAck:
     database, settings = await resources.get_database(), get_settings()
     now = datetime.now(UTC)
-    async with service.claimed_webhook_event(
-        database, provider=provider, event_id=event_id, event_type=kind, payload=event, now=now
+    async with webhook_claims.claimed_webhook_event(
+        database, settings, provider=provider, event_id=event_id, event_type=kind, payload=event, now=now
     ) as fresh:
         if not fresh:
             return WebhookAck(duplicate=True)

@@ -56,6 +56,8 @@ def test_a_missing_required_setting_is_named(variable: str) -> None:
         ("AZURE_STORAGE_CONNECTION_STRING", "garbage"),
         ("RAZORPAY_API_BASE_URL", "127.0.0.1:8401"),
         ("STRIPE_API_BASE_URL", "ftp://stripe.example"),
+        ("WEBHOOK_CLAIM_LEASE_SECONDS", "0"),
+        ("WEBHOOK_DUPLICATE_WAIT_SECONDS", "-1"),
     ],
 )
 def test_a_malformed_setting_is_named(variable: str, value: str) -> None:
