@@ -59,9 +59,10 @@ def to_domain_error(exc: Exception, by_constraint: Mapping[str, ErrorFactory] | 
 
 def _out_of_range_argument(exc: Exception) -> bool:
     """asyncpg itself refused to encode a bind parameter whose value overflows its type (an int beyond
-    int8, an instant before year 1 in UTC). It raises the bare class 22 DataError from the overflow;
-    a wrong type (a TypeError) is the caller's bug and is left alone."""
-    return type(exc) is asyncpg.DataError and isinstance(exc.__cause__, OverflowError)
+    int8, an instant before year 1 in UTC, a Decimal whose exponent numeric cannot hold). It raises
+    the bare class 22 DataError from the OverflowError or ValueError; a wrong type (a TypeError) is
+    the caller's bug and is left alone."""
+    return type(exc) is asyncpg.DataError and isinstance(exc.__cause__, OverflowError | ValueError)
 
 
 def _by_class(exc: Exception, table: tuple[tuple[type[Exception], ErrorFactory], ...]) -> DomainError | None:

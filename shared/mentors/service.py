@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from shared.bookings.repository import fetch_busy_intervals
 from shared.cache.cache import Cache
@@ -219,7 +220,15 @@ async def list_slots(database: Database, mentor_id: uuid.UUID, query: SlotQuery,
 
 # Discovery pages: the sort, the sort key and the id of a page's last mentor. Naming the sort makes
 # a cursor from another sort invalid; each key is checked against its column's range.
-Rating = Annotated[Decimal, Field(ge=0, le=5)]
+def _numeric_3_2(value: Decimal) -> Decimal:
+    """pydantic counts no digits in a zero, so 0E-99999 passes max_digits; asyncpg cannot encode it."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or not -2 <= exponent <= 0:
+        raise PydanticCustomError("decimal_scale", "not a numeric(3,2)")
+    return value
+
+
+Rating = Annotated[Decimal, Field(ge=0, le=5, max_digits=3, decimal_places=2), AfterValidator(_numeric_3_2)]
 DISCOVERY_CURSORS: dict[str, Keyset[tuple[str, Any, uuid.UUID]]] = {
     "rating": Keyset(tuple[Literal["rating"], Rating, uuid.UUID]),
     "price": Keyset(tuple[Literal["price"], AmountMinor, uuid.UUID]),

@@ -4,6 +4,8 @@ from before an acknowledged write (the invalidation matrix and a write/read race
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -112,6 +114,32 @@ async def test_a_cursor_from_another_sort_is_refused(api: Client, make_user: Mak
     cursor = (await listing(api, skill=skill, sort="price", limit=1))["next_cursor"]
     reply = await api.call("GET", "mentors?" + urlencode({"skill": skill, "sort": "rating", "cursor": cursor}))
     assert reply.status == 422 and reply.body["code"] == "invalid_cursor"
+
+
+def with_key(cursor: str, key: Any) -> str:
+    """`cursor` (a discovery cursor: [sort, key, ...]) with its sort key swapped, as a client could."""
+    fields = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    fields[1] = key
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "rating", ["1E-99999", "0E-99999", "0E+99999", "1E-16384", "1E-1000", "4.999", "0.001", "5.01", "-0.01"]
+)
+async def test_a_rating_cursor_outside_the_columns_numeric_3_2_is_refused(
+    api: Client, make_user: MakeUser, rating: str
+) -> None:
+    """The rating column is numeric(3,2): a key with more digits, or an exponent asyncpg cannot even
+    encode, is not one this list issued."""
+    skill = unique_skill()
+    await cohort(api, make_user, skill, [1, 2])
+    cursor = (await listing(api, skill=skill, sort="rating", limit=1))["next_cursor"]
+    assert (
+        await api.call("GET", "mentors?" + urlencode({"skill": skill, "cursor": with_key(cursor, "4.5")}))
+    ).status == 200
+    reply = await api.call("GET", "mentors?" + urlencode({"skill": skill, "cursor": with_key(cursor, rating)}))
+    assert reply.status == 422 and reply.body["code"] == "invalid_cursor", reply.body
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
 
 
 def by_id(page: dict[str, Any], user: User) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -31,6 +32,10 @@ async def database(app_settings: dict[str, str]) -> AsyncIterator[Database]:
         ("SELECT $1::timestamptz + interval '300000 years'", datetime(2026, 1, 1, tzinfo=UTC)),  # 22008
         ("SELECT $1::bigint", 2**70),  # not encodable
         ("SELECT $1::int + 2147483647", 1),  # 22003
+        # Exponents asyncpg's numeric codec cannot encode (it raises a DataError from a ValueError).
+        ("SELECT $1::numeric", Decimal("1E-99999")),
+        ("SELECT $1::numeric", Decimal("0E-99999")),
+        ("SELECT $1::numeric", Decimal("1E-16384")),
     ],
 )
 async def test_values_the_database_cannot_take_are_422(database: Database, sql: str, value: Any) -> None:
