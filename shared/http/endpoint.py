@@ -171,7 +171,9 @@ def _parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
     raw = req.get_body() or b"null"
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: bad syntax or encoding (JSONDecodeError, UnicodeDecodeError), or an integer
+        # beyond Python's 4,300-digit conversion limit; RecursionError: nesting deeper than the stack.
         raise _MalformedBody() from None
     return model.model_validate(data)
 

@@ -1,5 +1,6 @@
-"""Bad input on the mentor routes is 422 problem+json over HTTP and stores nothing: NUL in a profile's
-free text, and slot queries or date overrides at dates whose arithmetic would overflow."""
+"""Bad input on the mentor routes is problem+json over HTTP and stores nothing: NUL in a profile's
+free text, slot queries or date overrides at dates whose arithmetic would overflow (422), and JSON
+bodies that Python's parser refuses beyond syntax (400)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,20 @@ async def test_a_date_override_at_an_unusable_date_is_422(api: Client, make_user
     reply = await api.call("PUT", "mentors/me/availability", availability, user=mentor)
     assert is_problem(reply, 422, "validation_failed"), reply.body
     assert (await api.call("GET", "mentors/me/availability", user=mentor)).body["overrides"] == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # Python refuses to convert an integer of more than 4,300 digits (CVE-2020-10735 limit).
+        b'{"amount_minor": ' + b"1" * 5000 + b', "currency": "USD"}',
+        # Nesting deeper than the interpreter's recursion limit.
+        b'{"amount_minor": ' + b"[" * 100_000 + b"]" * 100_000 + b', "currency": "USD"}',
+    ],
+    ids=["huge-integer", "deep-nesting"],
+)
+async def test_json_the_parser_cannot_take_is_400_malformed_json(api: Client, make_user: MakeUser, raw: bytes) -> None:
+    mentor, before = await new_mentor(api, make_user)
+    reply = await api.call("PUT", "mentors/me/hourly-rate", raw=raw, user=mentor)
+    assert is_problem(reply, 400, "malformed_json"), reply.body
+    assert (await api.call("GET", "mentors/me", user=mentor)).body["hourly_rate"] == before["hourly_rate"]

@@ -97,7 +97,16 @@ async def test_a_missing_or_non_object_body_is_422(body: bytes) -> None:
     assert problem_of(response)["errors"][0]["loc"] == []
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        b'{"times": ' + b"1" * 4301 + b"}",  # beyond Python's int-from-string digit limit: ValueError
+        b"[" * 100_000 + b"]" * 100_000,  # beyond the recursion limit: RecursionError
+    ],
+    ids=["syntax", "not-utf8", "huge-integer", "deep-nesting"],
+)
 async def test_malformed_json_is_400(body: bytes) -> None:
     response = await call(register(greet, body=Greeting), body)
     assert response.status_code == 400
