@@ -10,7 +10,18 @@ from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from shared.http.cursor import CursorParam
 from shared.models import BoundedDate, Text
@@ -189,11 +200,21 @@ class MentorQuery(Input):
     language: Language | None = None
     min_price: AmountMinor | None = None
     max_price: AmountMinor | None = None
-    currency: Currency | None = None
     min_rating: Annotated[float, Field(ge=0, le=5)] | None = None
     sort: Sort = "rating"
+    # After the price fields and sort, which its validator reads.
+    currency: Annotated[Currency | None, Field(validate_default=True)] = None
     limit: Annotated[int, Field(ge=1, le=50)] = 20
     cursor: CursorParam | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_for_prices(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        """Amounts in minor units compare only within one currency (1000 is ¥1000 or $10)."""
+        priced = info.data.get("min_price") is not None or info.data.get("max_price") is not None
+        if currency is None and (priced or info.data.get("sort") == "price"):
+            raise PydanticCustomError("currency_required", "min_price, max_price and sort=price need a currency")
+        return currency
 
     @model_validator(mode="after")
     def _price_range(self) -> MentorQuery:

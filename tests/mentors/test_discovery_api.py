@@ -62,16 +62,17 @@ async def test_filters_select_the_matching_mentors_with_their_stats(api: Client,
 async def test_sorts_and_cursor_pages_walk_a_stable_total_order(api: Client, make_user: MakeUser) -> None:
     skill = unique_skill()
     users = await cohort(api, make_user, skill, [3000, 1000, 2000, 1000, 5000, 4000, 1000])
-    for sort, key in (
-        ("price", lambda m: (m["hourly_rate"]["amount_minor"], m["id"])),
-        ("newest", None),
-        ("rating", None),
+    in_inr = [u for i, u in enumerate(users) if i % 3]  # cohort() prices every third mentor in USD
+    for sort, filters, key, expected in (
+        ("price", {"currency": "INR"}, lambda m: (m["hourly_rate"]["amount_minor"], m["id"]), in_inr),
+        ("newest", {}, None, users),
+        ("rating", {}, None, users),
     ):
-        whole = (await listing(api, skill=skill, sort=sort, limit=50))["data"]
+        whole = (await listing(api, skill=skill, sort=sort, limit=50, **filters))["data"]
         pages: list[dict[str, Any]] = []
         cursor = None
         while True:
-            params: dict[str, Any] = {"skill": skill, "sort": sort, "limit": 2}
+            params: dict[str, Any] = {"skill": skill, "sort": sort, "limit": 2, **filters}
             if cursor:
                 params["cursor"] = cursor
             page = await listing(api, **params)
@@ -80,7 +81,7 @@ async def test_sorts_and_cursor_pages_walk_a_stable_total_order(api: Client, mak
             if cursor is None:
                 break
         assert [m["id"] for m in pages] == [m["id"] for m in whole]
-        assert len(pages) == len(users)
+        assert {m["id"] for m in pages} == {str(u.id) for u in expected} and len(pages) == len(expected)
         if key is not None:
             assert pages == sorted(pages, key=key)
     newest = (await listing(api, skill=skill, sort="newest"))["data"]
@@ -111,8 +112,9 @@ async def test_bad_query_parameters_are_422_problems(api: Client, params: dict[s
 async def test_a_cursor_from_another_sort_is_refused(api: Client, make_user: MakeUser) -> None:
     skill = unique_skill()
     await cohort(api, make_user, skill, [1, 2, 3])
-    cursor = (await listing(api, skill=skill, sort="price", limit=1))["next_cursor"]
-    reply = await api.call("GET", "mentors?" + urlencode({"skill": skill, "sort": "rating", "cursor": cursor}))
+    cursor = (await listing(api, skill=skill, sort="price", currency="INR", limit=1))["next_cursor"]
+    params = {"skill": skill, "sort": "rating", "currency": "INR", "cursor": cursor}
+    reply = await api.call("GET", "mentors?" + urlencode(params))
     assert reply.status == 422 and reply.body["code"] == "invalid_cursor"
 
 
@@ -140,6 +142,36 @@ async def test_a_rating_cursor_outside_the_columns_numeric_3_2_is_refused(
     reply = await api.call("GET", "mentors?" + urlencode({"skill": skill, "cursor": with_key(cursor, rating)}))
     assert reply.status == 422 and reply.body["code"] == "invalid_cursor", reply.body
     assert reply.headers["Content-Type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "price"},
+        {"min_price": 100},
+        {"max_price": 100},
+        {"min_price": 1, "max_price": 100, "sort": "rating"},
+    ],
+)
+async def test_price_filters_and_the_price_sort_need_a_currency(api: Client, params: dict[str, Any]) -> None:
+    reply = await api.call("GET", "mentors?" + urlencode(params))
+    assert reply.status == 422 and reply.body["code"] == "validation_failed"
+    assert reply.body["errors"] == [{"loc": ["currency"], "type": "currency_required"}]
+
+
+async def test_price_filters_and_sort_compare_amounts_in_one_currency_only(api: Client, make_user: MakeUser) -> None:
+    skill = unique_skill()
+    rates = [(5000, "USD"), (4000, "INR"), (1000, "JPY"), (3000, "INR")]
+    users = [
+        (await new_mentor(api, make_user, skills=[skill], hourly_rate={"amount_minor": a, "currency": c}))[0]
+        for a, c in rates
+    ]
+    by_price = (await listing(api, skill=skill, sort="price", currency="INR"))["data"]
+    assert [m["id"] for m in by_price] == [str(users[3].id), str(users[1].id)]
+    cheap = (await listing(api, skill=skill, max_price=4500, currency="USD"))["data"]
+    assert cheap == []
+    cheap = (await listing(api, skill=skill, max_price=4500, currency="JPY"))["data"]
+    assert [m["id"] for m in cheap] == [str(users[2].id)]
 
 
 def by_id(page: dict[str, Any], user: User) -> dict[str, Any]:
