@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, time
 from functools import cache
+from types import MappingProxyType
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -68,7 +70,25 @@ Vpa = Annotated[str, StringConstraints(max_length=330), AfterValidator(_vpa)]
 Skill = Annotated[str, StringConstraints(max_length=40), AfterValidator(_tag(_SKILL, "skill"))]
 # BCP 47 language tags, lower-cased: "en", "hi", "pt-br".
 Language = Annotated[str, StringConstraints(max_length=12), AfterValidator(_tag(_LANGUAGE, "language tag"))]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# The ISO 4217 currencies a mentor may price in, with their minor-unit exponent. Amounts are stored
+# and handed to the providers unchanged, in the minor unit: Razorpay (INR) takes paise and Stripe
+# (every other currency) the currency's smallest unit, which for these equals the ISO minor unit (JPY
+# has none: 1000 is ¥1000). Left out on purpose: three-decimal currencies (BHD, JOD, KWD, OMR, TND),
+# which Stripe takes only in multiples of 10, and the special cases of Stripe's currency guide whose
+# API unit or rounding rules differ from ISO 4217 (ISK, UGX, HUF, TWD). Add a currency only after
+# checking both providers; their minimum charges still apply.
+ACCEPTED_CURRENCIES: Mapping[str, int] = MappingProxyType(
+    {"INR": 2, "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "SGD": 2, "AED": 2, "JPY": 0}
+)
+
+
+def _accepted_currency(value: str) -> str:
+    if value not in ACCEPTED_CURRENCIES:
+        raise PydanticCustomError("currency_not_accepted", "not a currency we accept")
+    return value
+
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_accepted_currency)]
 AmountMinor = Annotated[int, Field(ge=0, le=100_000_000)]
 Headline = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Bio = Annotated[Text, StringConstraints(max_length=5000)]
@@ -81,7 +101,7 @@ class Input(BaseModel):
 class Money(Input):
     """An amount in the currency's minor unit (paise, cents) with its ISO 4217 code."""
 
-    amount_minor: AmountMinor
+    amount_minor: Annotated[StrictInt, Field(ge=0, le=100_000_000)]  # never true, 100.0 or "100"
     currency: Currency
 
 

@@ -74,6 +74,15 @@ async def test_a_second_profile_for_the_same_user_is_a_conflict(api: Client, mak
         {"hourly_rate": {"amount_minor": -1, "currency": "INR"}},
         {"hourly_rate": {"amount_minor": 100, "currency": "inr"}},
         {"hourly_rate": {"amount_minor": 1.5, "currency": "INR"}},
+        # Money amounts are whole minor units, never coerced from another JSON type.
+        {"hourly_rate": {"amount_minor": True, "currency": "INR"}},
+        {"hourly_rate": {"amount_minor": 100.0, "currency": "INR"}},
+        {"hourly_rate": {"amount_minor": "100", "currency": "INR"}},
+        # Only currencies the payment providers take in the minor unit we store (see ACCEPTED_CURRENCIES).
+        {"hourly_rate": {"amount_minor": 100, "currency": "ZZZ"}},
+        {"hourly_rate": {"amount_minor": 100, "currency": "XXX"}},
+        {"hourly_rate": {"amount_minor": 1000, "currency": "KWD"}},  # 3 decimals: Stripe wants a multiple of 10
+        {"hourly_rate": {"amount_minor": 100, "currency": "ISK"}},  # a Stripe special case (amount x 100)
         {"headline": ""},
         {"skills": ["x" * 60]},
         {"languages": ["english!"]},
@@ -87,6 +96,12 @@ async def test_invalid_profiles_are_422_problems_naming_only_the_location(
     reply = await api.call("POST", "mentors", profile(**change), user=await make_user("mentor"))
     assert is_problem(reply, 422, "validation_failed")
     assert all(set(error) == {"loc", "type"} for error in reply.body["errors"])
+
+
+@pytest.mark.parametrize("currency", ["INR", "USD", "EUR", "GBP", "JPY"])
+async def test_accepted_currencies_are_stored_as_given(api: Client, make_user: MakeUser, currency: str) -> None:
+    _, created = await new_mentor(api, make_user, hourly_rate={"amount_minor": 5_000, "currency": currency})
+    assert created["hourly_rate"] == {"amount_minor": 5_000, "currency": currency}
 
 
 async def test_malformed_json_is_400(api: Client, make_user: MakeUser) -> None:
@@ -141,8 +156,15 @@ async def test_hourly_rate_and_upi_id_are_replaced_and_validated(api: Client, ma
     assert reply.status == 200 and reply.body["upi_id"] == "new.id-1@ybl"
     for bad in ({"upi_id": "nobank@"}, {"upi_id": "@ybl"}, {"upi_id": "two@@ybl"}, {}):
         assert is_problem(await api.call("PUT", "mentors/me/upi-id", bad, user=user), 422, "validation_failed")
-    bad_rate = {"amount_minor": 10, "currency": "USD", "extra": 1}
-    assert is_problem(await api.call("PUT", "mentors/me/hourly-rate", bad_rate, user=user), 422, "validation_failed")
+    for bad_rate in (
+        {"amount_minor": 10, "currency": "USD", "extra": 1},
+        {"amount_minor": True, "currency": "USD"},
+        {"amount_minor": 10, "currency": "ZZZ"},
+    ):
+        reply = await api.call("PUT", "mentors/me/hourly-rate", bad_rate, user=user)
+        assert is_problem(reply, 422, "validation_failed"), bad_rate
+    own = await api.call("GET", "mentors/me", user=user)
+    assert own.body["hourly_rate"] == {"amount_minor": 4_500, "currency": "USD"}
 
 
 async def test_unknown_and_malformed_mentor_ids_are_404(api: Client) -> None:
