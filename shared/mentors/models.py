@@ -33,9 +33,17 @@ from shared.models import BoundedDate, Text
 _VPA = re.compile(r"^[a-z0-9._-]{2,256}@[a-z][a-z0-9]{1,63}$")
 
 
+# Files a host's zone database may hold that name no IANA zone, or whose meaning depends on the host:
+# `localtime` (a link to the host's own zone), `posixrules`, `Factory` ("local time zone must be
+# set"), and the `posix/` and `right/` (leap-second) copies of the database.
+_NOT_IANA = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @cache
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(
+        zone for zone in available_timezones() if zone not in _NOT_IANA and not zone.startswith(("posix/", "right/"))
+    )
 
 
 def _timezone(value: str) -> str:

@@ -83,6 +83,12 @@ async def test_a_second_profile_for_the_same_user_is_a_conflict(api: Client, mak
         {"hourly_rate": {"amount_minor": 100, "currency": "XXX"}},
         {"hourly_rate": {"amount_minor": 1000, "currency": "KWD"}},  # 3 decimals: Stripe wants a multiple of 10
         {"hourly_rate": {"amount_minor": 100, "currency": "ISK"}},  # a Stripe special case (amount x 100)
+        # Names a host's zone database may hold that are no IANA zone, or mean the host's own setting.
+        {"timezone": "localtime"},
+        {"timezone": "Factory"},
+        {"timezone": "posixrules"},
+        {"timezone": "posix/Asia/Kolkata"},
+        {"timezone": "right/UTC"},
         {"headline": ""},
         {"skills": ["x" * 60]},
         {"languages": ["english!"]},

@@ -133,6 +133,12 @@ async def test_invalid_availability_is_a_422_problem(
         {"from": "2030-01-01", "to": "2030-01-02", "tz": "Nowhere/City"},
         {"from": "yesterday", "to": "2030-01-02"},
         {"from": "2030-01-01", "to": "2030-01-02", "length": 0},
+        # Names a host's zone database may hold that are no IANA zone, or mean the host's own setting.
+        {"from": "2030-01-01", "to": "2030-01-02", "tz": "localtime"},
+        {"from": "2030-01-01", "to": "2030-01-02", "tz": "Factory"},
+        {"from": "2030-01-01", "to": "2030-01-02", "tz": "posixrules"},
+        {"from": "2030-01-01", "to": "2030-01-02", "tz": "posix/Asia/Kolkata"},
+        {"from": "2030-01-01", "to": "2030-01-02", "tz": "right/UTC"},
     ],
 )
 async def test_bad_slot_queries_are_422_problems(api: Client, make_user: MakeUser, params: dict[str, Any]) -> None:
