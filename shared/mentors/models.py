@@ -182,6 +182,15 @@ class Availability(Input):
             raise ValueError("session lengths must be distinct")
         return self
 
+    @model_validator(mode="after")
+    def _distinct_weekly_starts(self) -> Availability:
+        """(weekday, start) identifies a weekly rule. Two with different ends are refused rather than
+        merged: which end was meant is a guess, and what the mentor reads back must be what they sent."""
+        starts = {(rule.weekday, rule.start) for rule in self.weekly}
+        if len(starts) != len(self.weekly):
+            raise PydanticCustomError("duplicate_weekly_rule", "two weekly rules share a weekday and start")
+        return self
+
 
 class MentorStats(BaseModel):
     rating_average: float

@@ -114,6 +114,19 @@ async def test_the_mentor_reads_back_the_schedule_it_set(api: Client, make_user:
         {"min_notice_minutes": -1},
         {"booking_window_days": 0},
         {"timezone": "UTC"},  # the zone belongs to the profile (PATCH /mentors/me)
+        # Two rules for one weekday and start: the (weekday, start) pair identifies a rule.
+        {
+            "weekly": [
+                {"weekday": 1, "start": "09:00", "end": "10:00"},
+                {"weekday": 1, "start": "09:00", "end": "12:00"},
+            ]
+        },
+        {
+            "weekly": [
+                {"weekday": 3, "start": "09:00", "end": "10:00"},
+                {"weekday": 3, "start": "09:00", "end": "10:00"},
+            ]
+        },
     ],
 )
 async def test_invalid_availability_is_a_422_problem(
