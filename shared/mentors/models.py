@@ -73,11 +73,18 @@ def _vpa(value: str) -> str:
     return value
 
 
+def _first_of_each(values: list[str]) -> list[str]:
+    """Each normalised value once, in first-seen order ("Python", " python" → ["python"])."""
+    return list(dict.fromkeys(values))
+
+
 Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
 Vpa = Annotated[str, StringConstraints(max_length=330), AfterValidator(_vpa)]
 Skill = Annotated[str, StringConstraints(max_length=40), AfterValidator(_tag(_SKILL, "skill"))]
 # BCP 47 language tags, lower-cased: "en", "hi", "pt-br".
 Language = Annotated[str, StringConstraints(max_length=12), AfterValidator(_tag(_LANGUAGE, "language tag"))]
+Skills = Annotated[list[Skill], Field(max_length=30), AfterValidator(_first_of_each)]
+Languages = Annotated[list[Language], Field(max_length=20), AfterValidator(_first_of_each)]
 # The ISO 4217 currencies a mentor may price in, with their minor-unit exponent. Amounts are stored
 # and handed to the providers unchanged, in the minor unit: Razorpay (INR) takes paise and Stripe
 # (every other currency) the currency's smallest unit, which for these equals the ISO minor unit (JPY
@@ -116,8 +123,8 @@ class Money(Input):
 class MentorCreate(Input):
     headline: Headline
     bio: Bio = ""
-    skills: Annotated[list[Skill], Field(max_length=30)] = []
-    languages: Annotated[list[Language], Field(max_length=20)] = []
+    skills: Skills = []
+    languages: Languages = []
     years_experience: Annotated[int, Field(ge=0, le=80)] = 0
     timezone: Timezone
     hourly_rate: Money
@@ -127,8 +134,8 @@ class MentorCreate(Input):
 class MentorUpdate(Input):
     headline: Headline | None = None
     bio: Bio | None = None
-    skills: Annotated[list[Skill], Field(max_length=30)] | None = None
-    languages: Annotated[list[Language], Field(max_length=20)] | None = None
+    skills: Skills | None = None
+    languages: Languages | None = None
     years_experience: Annotated[int, Field(ge=0, le=80)] | None = None
     timezone: Timezone | None = None
 

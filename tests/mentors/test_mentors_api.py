@@ -110,6 +110,18 @@ async def test_accepted_currencies_are_stored_as_given(api: Client, make_user: M
     assert created["hourly_rate"] == {"amount_minor": 5_000, "currency": currency}
 
 
+async def test_skills_and_languages_are_stored_once_each_in_first_seen_order(api: Client, make_user: MakeUser) -> None:
+    user, created = await new_mentor(
+        api, make_user, skills=["Python", "sql", "python", " PYTHON", "SQL"], languages=["EN", "hi", "en"]
+    )
+    assert created["skills"] == ["python", "sql"] and created["languages"] == ["en", "hi"]
+    reply = await api.call(
+        "PATCH", "mentors/me", {"skills": ["Go", " go", "Rust"], "languages": ["ta", "TA"]}, user=user
+    )
+    assert reply.status == 200
+    assert reply.body["skills"] == ["go", "rust"] and reply.body["languages"] == ["ta"]
+
+
 async def test_malformed_json_is_400(api: Client, make_user: MakeUser) -> None:
     reply = await api.call("POST", "mentors", raw=b"{not json", user=await make_user("mentor"))
     assert is_problem(reply, 400, "malformed_json")
