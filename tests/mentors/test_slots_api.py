@@ -108,6 +108,7 @@ async def test_the_mentor_reads_back_the_schedule_it_set(api: Client, make_user:
         {"weekly": [{"weekday": 1, "start": "25:00", "end": "26:00"}]},
         {"overrides": [{"date": "2030-01-01", "start": "09:00"}]},
         {"overrides": [{"date": "2030-02-30"}]},
+        {"overrides": [{"date": "2030-01-01T00:00:00+05:30"}]},
         {"session_lengths": [30, 30]},
         {"session_lengths": []},
         {"session_lengths": [5]},
@@ -146,6 +147,12 @@ async def test_invalid_availability_is_a_422_problem(
         {"from": "2030-01-01", "to": "2030-01-02", "tz": "Nowhere/City"},
         {"from": "yesterday", "to": "2030-01-02"},
         {"from": "2030-01-01", "to": "2030-01-02", "length": 0},
+        # `from` and `to` are calendar dates in `tz`: an instant (its time and offset would be dropped) is refused.
+        {"from": "2030-01-01T00:00:00+05:30", "to": "2030-01-02"},
+        {"from": "2030-01-01", "to": "2030-01-02T00:00:00Z"},
+        {"from": "2030-01-01T00:00", "to": "2030-01-02"},
+        {"from": "1893456000", "to": "2030-01-02"},  # a Unix time
+        {"from": "2030-1-1", "to": "2030-01-02"},
         # Names a host's zone database may hold that are no IANA zone, or mean the host's own setting.
         {"from": "2030-01-01", "to": "2030-01-02", "tz": "localtime"},
         {"from": "2030-01-01", "to": "2030-01-02", "tz": "Factory"},
