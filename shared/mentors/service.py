@@ -15,14 +15,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from shared.bookings.repository import fetch_busy_intervals
 from shared.cache.cache import Cache
 from shared.db.database import Database
 from shared.errors import NotFound, ValidationFailed
-from shared.http.cursor import Keyset
+from shared.http.cursor import InvalidCursor, Keyset
 from shared.mentors import repository
 from shared.mentors.availability import DateOverride, Schedule, WeeklyHours, generate_slots
 from shared.mentors.models import (
@@ -218,8 +218,10 @@ async def list_slots(database: Database, mentor_id: uuid.UUID, query: SlotQuery,
 # --- discovery ------------------------------------------------------------------------------------
 
 
-# Discovery pages: the sort, the sort key and the id of a page's last mentor. Naming the sort makes
-# a cursor from another sort invalid; each key is checked against its column's range.
+# Discovery pages: the sort, the sort key and the id of a page's last mentor, and a digest of the
+# filters the page was listed with. Naming the sort and the filters makes a cursor from another sort
+# or filter set invalid (its key need not lie in, nor mean anything to, this list); each key is
+# checked against its column's range.
 def _numeric_3_2(value: Decimal) -> Decimal:
     """pydantic counts no digits in a zero, so 0E-99999 passes max_digits; asyncpg cannot encode it."""
     exponent = value.as_tuple().exponent
@@ -229,15 +231,27 @@ def _numeric_3_2(value: Decimal) -> Decimal:
 
 
 Rating = Annotated[Decimal, Field(ge=0, le=5, max_digits=3, decimal_places=2), AfterValidator(_numeric_3_2)]
-DISCOVERY_CURSORS: dict[str, Keyset[tuple[str, Any, uuid.UUID]]] = {
-    "rating": Keyset(tuple[Literal["rating"], Rating, uuid.UUID]),
-    "price": Keyset(tuple[Literal["price"], AmountMinor, uuid.UUID]),
-    "newest": Keyset(tuple[Literal["newest"], BoundedDatetime, uuid.UUID]),
+FiltersDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")]
+DISCOVERY_CURSORS: dict[str, Keyset[tuple[str, Any, uuid.UUID, str]]] = {
+    "rating": Keyset(tuple[Literal["rating"], Rating, uuid.UUID, FiltersDigest]),
+    "price": Keyset(tuple[Literal["price"], AmountMinor, uuid.UUID, FiltersDigest]),
+    "newest": Keyset(tuple[Literal["newest"], BoundedDatetime, uuid.UUID, FiltersDigest]),
 }
 
 
-def _decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
-    _, key, mentor_id = DISCOVERY_CURSORS[sort].decode(cursor)
+def _filters_digest(query: MentorQuery) -> str:
+    """The filters of `query` (everything but the sort, which the cursor names, the page size and the cursor)."""
+    filters = query.model_dump(exclude={"sort", "limit", "cursor"})
+    canonical = json.dumps(filters, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()
+
+
+def _decode_cursor(query: MentorQuery) -> tuple[Any, uuid.UUID] | None:
+    if query.cursor is None:
+        return None
+    _, key, mentor_id, digest = DISCOVERY_CURSORS[query.sort].decode(query.cursor)
+    if digest != _filters_digest(query):
+        raise InvalidCursor()
     return key, mentor_id
 
 
@@ -252,7 +266,7 @@ async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> 
     Returns the JSON bytes, from `mentors:list` (5 min) when cached. Pages follow a total order
     (the sort key, then the id), so paging never skips or repeats a mentor that did not change.
     """
-    after = _decode_cursor(query.cursor, query.sort) if query.cursor is not None else None
+    after = _decode_cursor(query)
 
     async def load() -> bytes:
         async with database.connection() as conn:
@@ -262,7 +276,7 @@ async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> 
         if more:
             last = page[-1]
             key = last[repository.SORT_KEY_COLUMN[query.sort]]
-            next_cursor = DISCOVERY_CURSORS[query.sort].encode((query.sort, key, last["id"]))
+            next_cursor = DISCOVERY_CURSORS[query.sort].encode((query.sort, key, last["id"], _filters_digest(query)))
         return (
             MentorsPage(data=[repository.summary_from_row(r) for r in page], next_cursor=next_cursor)
             .model_dump_json()

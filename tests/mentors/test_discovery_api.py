@@ -118,6 +118,35 @@ async def test_a_cursor_from_another_sort_is_refused(api: Client, make_user: Mak
     assert reply.status == 422 and reply.body["code"] == "invalid_cursor"
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"skill": "python"},
+        {"language": "en"},
+        {"currency": "USD"},
+        {"min_rating": 0},
+        {"min_price": 0, "currency": "INR"},
+        {"max_price": 100_000, "currency": "INR"},
+        {"drop": "skill"},
+    ],
+)
+async def test_a_cursor_issued_for_other_filters_is_refused(
+    api: Client, make_user: MakeUser, changed: dict[str, Any]
+) -> None:
+    skill = unique_skill()
+    await cohort(api, make_user, skill, [1, 2, 3])
+    issued_for: dict[str, Any] = {"skill": skill, "sort": "newest", "limit": 1}
+    cursor = (await listing(api, **issued_for))["next_cursor"]
+    assert cursor is not None
+    # The same filters with another page size continue the walk.
+    assert (await api.call("GET", "mentors?" + urlencode({**issued_for, "limit": 5, "cursor": cursor}))).status == 200
+    params = {**issued_for, **changed, "cursor": cursor}
+    if "drop" in changed:
+        del params[params.pop("drop")]
+    reply = await api.call("GET", "mentors?" + urlencode(params))
+    assert reply.status == 422 and reply.body["code"] == "invalid_cursor", reply.body
+
+
 def with_key(cursor: str, key: Any) -> str:
     """`cursor` (a discovery cursor: [sort, key, ...]) with its sort key swapped, as a client could."""
     fields = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
