@@ -160,7 +160,7 @@ async def _process(
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         event = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # as in shared/http/endpoint.py: syntax, digits, depth
         raise MalformedEvent("the body is not JSON") from None
     if not isinstance(event, dict):
         raise MalformedEvent("the body is not a JSON object")

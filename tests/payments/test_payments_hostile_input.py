@@ -134,3 +134,18 @@ async def test_a_signed_stripe_event_whose_type_is_not_a_string_is_refused(flow:
     reply = await flow.call("POST", "payments/stripe/webhook", raw=body, headers={"Stripe-Signature": header})
     assert (reply.status, reply.body["code"]) == (400, "malformed_event"), reply.body
     assert reply.headers["Content-Type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"event": 1' + b"1" * 5000 + b"}", b"[" * 100_000 + b"]" * 100_000],
+    ids=["integer-beyond-the-conversion-limit", "nesting-deeper-than-the-stack"],
+)
+async def test_a_signed_razorpay_body_json_cannot_parse_is_refused(flow: Flow, body: bytes) -> None:
+    reply = await flow.call(
+        "POST",
+        "payments/razorpay/webhook",
+        raw=body,
+        headers={"X-Razorpay-Signature": razorpay_signature(flow, body), "X-Razorpay-Event-Id": "evt_unparseable"},
+    )
+    assert (reply.status, reply.body["code"]) == (400, "malformed_event"), reply.body
