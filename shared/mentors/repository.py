@@ -24,6 +24,10 @@ from shared.mentors.models import (
     Money,
 )
 
+# Who discovery lists, and whose profile, slots and reviews are public and who can be booked: an
+# active profile of an active account that still has the mentor role (an admin may demote one).
+LISTED = "m.is_active AND u.status = 'active' AND u.role = 'mentor'"
+
 _BY_CONSTRAINT = {
     "mentors_pkey": lambda: AlreadyExists("this user already has a mentor profile"),
     "mentors_id_fkey": lambda: ReferenceNotFound("the user does not exist"),
@@ -100,11 +104,11 @@ SELECT m.id, u.name, m.headline, m.bio, m.skills, m.languages, m.years_experienc
 FROM mentors m JOIN users u ON u.id = m.id
 WHERE m.id = $1
 """
-SELECT_LISTED_MENTOR = SELECT_MENTOR + "  AND m.is_active AND u.status = 'active'\n"
+SELECT_LISTED_MENTOR = SELECT_MENTOR + f"  AND {LISTED}\n"
 
 
 async def fetch_mentor(conn: Connection, mentor_id: uuid.UUID, *, listed_only: bool) -> MentorPrivate | None:
-    """The profile, or None; with `listed_only`, only an active profile of an active user."""
+    """The profile, or None; with `listed_only`, only a listed one (see LISTED)."""
     row = await conn.fetchrow(SELECT_LISTED_MENTOR if listed_only else SELECT_MENTOR, mentor_id)
     return None if row is None else _private(row)
 
@@ -198,10 +202,10 @@ class AvailabilityRows:
     overrides: list[tuple[date, time | None, time | None]]
 
 
-SELECT_SETTINGS = """
+SELECT_SETTINGS = f"""
 SELECT timezone, min_notice_minutes, booking_window_days, session_lengths FROM mentors m
-JOIN users u ON u.id = m.id WHERE m.id = $1 AND ($2 OR (m.is_active AND u.status = 'active'))
-"""
+JOIN users u ON u.id = m.id WHERE m.id = $1 AND ($2 OR ({LISTED}))
+"""  # noqa: S608 (a constant condition, no input)
 SELECT_WEEKLY = "SELECT weekday, start_time, end_time FROM mentor_weekly_hours WHERE mentor_id = $1 ORDER BY 1, 2"
 SELECT_OVERRIDES = """
 SELECT on_date, start_time, end_time FROM mentor_date_overrides
@@ -272,12 +276,12 @@ SORTS: dict[str, tuple[str, str]] = {
 }
 SORT_KEY_COLUMN = {"rating": "rating", "price": "hourly_rate_minor", "newest": "created_at"}
 
-_LIST_SELECT = """
+_LIST_SELECT = f"""
 SELECT m.id, u.name, m.headline, m.skills, m.languages, m.years_experience, m.timezone,
        m.hourly_rate_minor, m.currency, m.rating, m.rating_count, m.created_at
-FROM mentors m JOIN users u ON u.id = m.id AND u.status = 'active'
-WHERE m.is_active
-"""
+FROM mentors m JOIN users u ON u.id = m.id
+WHERE {LISTED}
+"""  # noqa: S608 (a constant condition, no input)
 
 
 def list_query(query: MentorQuery, after: tuple[Any, uuid.UUID] | None) -> tuple[str, list[Any]]:

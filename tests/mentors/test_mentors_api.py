@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from api_support import Client, MakeUser, User
@@ -207,3 +209,32 @@ async def test_admins_deactivate_and_reactivate_a_profile(api: Client, make_user
     assert (await api.call("GET", f"mentors/{user.id}")).status == 200
     missing = f"admin/mentors/{uuid.uuid4()}/active"
     assert is_problem(await api.call("PUT", missing, {"active": True}, user=admin), 404, "mentor_not_found")
+
+
+async def test_a_mentor_whose_role_is_no_longer_mentor_is_not_listed_public_or_bookable(
+    api: Client, make_user: MakeUser
+) -> None:
+    skill = f"skill-{uuid.uuid4().hex[:10]}"
+    user, _ = await new_mentor(api, make_user, skills=[skill], timezone="UTC")
+    hours = {"weekly": [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(1, 8)], "session_lengths": [60]}
+    assert (await api.call("PUT", "mentors/me/availability", hours, user=user)).status == 200
+    day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    slots_path = f"mentors/{user.id}/slots?" + urlencode({"from": day, "to": day})
+    start = (await api.call("GET", slots_path)).body["slots"][0]["start"]
+    admin, student = await make_user("admin"), await make_user("student")
+    booking = {"mentor_id": str(user.id), "start": start, "length_minutes": 60}
+
+    assert (await api.call("PATCH", f"admin/users/{user.id}", {"role": "student"}, user=admin)).status == 200
+    # Never listed before, so this list is loaded from the database, not served from the cache.
+    assert (await api.call("GET", "mentors?" + urlencode({"skill": skill}))).body["data"] == []
+    assert is_problem(await api.call("GET", f"mentors/{user.id}"), 404, "mentor_not_found")
+    assert is_problem(await api.call("GET", slots_path), 404, "mentor_not_found")
+    assert is_problem(await api.call("GET", f"mentors/{user.id}/reviews"), 404, "mentor_not_found")
+    assert is_problem(await api.call("POST", "bookings", booking, user=student), 404, "mentor_not_found")
+
+    assert (await api.call("PATCH", f"admin/users/{user.id}", {"role": "mentor"}, user=admin)).status == 200
+    assert [
+        m["id"] for m in (await api.call("GET", "mentors?" + urlencode({"skill": skill, "limit": 5}))).body["data"]
+    ] == [str(user.id)]
+    assert (await api.call("GET", f"mentors/{user.id}")).status == 200
+    assert (await api.call("POST", "bookings", booking, user=student)).status == 201
