@@ -30,6 +30,8 @@ from shared.config import Settings
 from shared.db.database import Connection, Database
 from shared.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated
 from shared.http.cursor import Keyset
+from shared.mentors import repository as mentors_repository
+from shared.mentors.service import invalidate_mentor_list
 from shared.models import BoundedDatetime
 
 LOGIN_CACHE_TTL_S = 300
@@ -191,7 +193,10 @@ async def update_me(ctx: AccountsContext, principal: Principal, changes: UserUpd
             raise NotFound("the account no longer exists")
         if new_hash is not None:
             await repository.revoke_user_tokens(conn, principal.user_id, keep_family=principal.session_id)
+        listed_name_changed = user.name != before.name and await mentors_repository.has_profile(conn, user.id)
     await ctx.cache.invalidate(*{login_cache_key(before.email), login_cache_key(user.email)})
+    if listed_name_changed:  # discovery shows the account's name
+        await invalidate_mentor_list(ctx.cache)
     return user
 
 
@@ -200,8 +205,11 @@ async def delete_me(ctx: AccountsContext, principal: Principal) -> None:
     async with ctx.database.transaction() as conn:
         old_email = await repository.anonymise(conn, principal.user_id)
         await repository.revoke_user_tokens(conn, principal.user_id)
+        mentor = old_email is not None and await mentors_repository.has_profile(conn, principal.user_id)
     if old_email is not None:
         await ctx.cache.invalidate(login_cache_key(old_email))
+    if mentor:  # discovery lists only active accounts
+        await invalidate_mentor_list(ctx.cache)
 
 
 async def list_users(ctx: AccountsContext, query: UsersQuery) -> UsersPublic:
@@ -233,7 +241,10 @@ async def admin_update_user(
             raise NotFound("no such account")
         if changes.status == "deactivated":
             await repository.revoke_user_tokens(conn, user_id)
+        mentor = await mentors_repository.has_profile(conn, user_id)
     await ctx.cache.invalidate(login_cache_key(user.email))
+    if mentor:  # discovery lists only active accounts with the mentor role
+        await invalidate_mentor_list(ctx.cache)
     return user
 
 

@@ -113,6 +113,11 @@ async def fetch_mentor(conn: Connection, mentor_id: uuid.UUID, *, listed_only: b
     return None if row is None else _private(row)
 
 
+async def has_profile(conn: Connection, user_id: uuid.UUID) -> bool:
+    """Whether the account has a mentor profile, listed or not (its account changes may change discovery)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM mentors WHERE id = $1)", user_id))
+
+
 UPDATE_PROFILE = """
 UPDATE mentors AS m SET
     headline = coalesce($2, headline), bio = coalesce($3, bio), skills = coalesce($4, skills),

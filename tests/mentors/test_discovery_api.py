@@ -274,6 +274,43 @@ async def test_every_mutation_in_the_invalidation_table_shows_in_the_next_read(
     assert str(mentor.id) not in {m["id"] for m in (await listing(api, skill=skill))["data"]}
 
 
+async def test_account_writes_in_the_invalidation_table_show_in_the_next_read(api: Client, make_user: MakeUser) -> None:
+    """The list shows the account's name and lists only active accounts with the mentor role, so
+    the accounts routes that change those bump it too."""
+    skill = unique_skill()
+    renamed, deactivated, demoted, leaving = await cohort(api, make_user, skill, [1000, 2000, 3000, 4000])
+    admin = await make_user("admin")
+
+    async def cached_ids() -> set[str]:
+        first = await listing(api, skill=skill)
+        assert await listing(api, skill=skill) == first  # the second read is served from the cache
+        return {m["id"] for m in first["data"]}
+
+    async def ids_after(method: str, path: str, body: dict[str, Any] | None, user: User) -> set[str]:
+        reply = await api.call(method, path, body, user=user)
+        assert reply.status in (200, 204), reply.body
+        return {m["id"] for m in (await listing(api, skill=skill))["data"]}
+
+    # PATCH /users/me: the name
+    await cached_ids()
+    await ids_after("PATCH", "users/me", {"name": "Renamed Mentor"}, renamed)
+    assert by_id(await listing(api, skill=skill), renamed)["name"] == "Renamed Mentor"
+
+    # PATCH /admin/users/{id}: status, then role, each way
+    for who, change, listed in [
+        (deactivated, {"status": "deactivated"}, False),
+        (deactivated, {"status": "active"}, True),
+        (demoted, {"role": "student"}, False),
+        (demoted, {"role": "mentor"}, True),
+    ]:
+        assert (str(who.id) in await cached_ids()) is not listed
+        assert (str(who.id) in await ids_after("PATCH", f"admin/users/{who.id}", change, admin)) is listed, change
+
+    # DELETE /users/me
+    assert str(leaving.id) in await cached_ids()
+    assert str(leaving.id) not in await ids_after("DELETE", "users/me", None, leaving)
+
+
 async def test_reads_racing_writes_never_see_a_price_older_than_an_acknowledged_write(
     api: Client, make_user: MakeUser
 ) -> None:
