@@ -6,8 +6,15 @@
   single-flight, and public keys are also kept for a few seconds in an in-process cache. The
   in-process copy is only read while Redis is unreachable, so it never hides a write from a reader
   while Redis works.
-- Invalidations that could not reach Redis are kept and replayed before the first Redis call after
-  it comes back, so an outage does not leave stale keys behind until their TTL.
+- A write's invalidation (`invalidate`, `bump`) goes to Redis before the write is acknowledged
+  even when this process's breaker is open (one timeout opens it, yet other processes may be
+  reading Redis) or its pool is busy (it then takes a connection of its own): up to
+  `write_attempts` tries within about `write_deadline_s`. Only when Redis does not answer them is
+  it kept and replayed before this process's first Redis call after Redis comes back. The window
+  that remains: until that replay (at most the entry's TTL), a process that can read Redis while
+  this one could not (a partition, or a Redis that kept its data through the outage) may serve
+  the value from before the write; while Redis is unreachable for everyone, other processes read
+  the database, or a public value's in-process copy for up to `local_ttl_s`.
 - Hits, misses and fallbacks are counted (`stats`), reported by the health endpoint and logged
   (a summary at INFO at most once per `stats_log_interval_s`, each miss at DEBUG).
 
@@ -23,6 +30,7 @@ is returned by its loader as `Expiring`, so that it is not kept past that moment
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -31,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -98,6 +106,9 @@ class Cache:
         lock_wait_s: float = 2.0,
         lock_poll_s: float = 0.01,
         stats_log_interval_s: float = 60.0,
+        write_attempts: int = 2,
+        write_deadline_s: float = 1.0,
+        write_retry_pause_s: float = 0.05,
     ) -> None:
         self._redis = redis
         self._breaker = breaker
@@ -109,6 +120,9 @@ class Cache:
         self._lock_poll_s = lock_poll_s
         self._stats_log_interval_s = stats_log_interval_s
         self._stats_logged_at = time.monotonic()
+        self._write_attempts = write_attempts
+        self._write_deadline_s = write_deadline_s
+        self._write_retry_pause_s = write_retry_pause_s
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._generations: dict[str, int] = {}
         self._pending_invalidations: set[str] = set()
@@ -150,8 +164,7 @@ class Cache:
             self._generations[key] = self._generations.get(key, 0) + 1
             self._inflight.pop(key, None)
         self._local.delete(*keys)
-        deleted = await self._call(lambda client: client.delete(*keys))
-        if isinstance(deleted, _Unavailable):
+        if not await self._reach(lambda client: client.delete(*keys)):
             self._pending_invalidations.update(keys)
 
     async def get_or_load_versioned(
@@ -188,8 +201,7 @@ class Cache:
             self._local.delete_prefix(_local_namespace(namespace))
         for namespace in namespaces:
             generation_key = Keys(namespace, "").generation
-            bumped = await self._call(lambda client: generations.BUMP(client, [generation_key], []))  # noqa: B023
-            if isinstance(bumped, _Unavailable):
+            if not await self._reach(lambda client: generations.BUMP(client, [generation_key], [])):  # noqa: B023
                 self._pending_bumps.add(namespace)
 
     async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: VersionedLoader) -> bytes:
@@ -274,12 +286,40 @@ class Cache:
         """Whether Redis answers now (an open circuit answers False without a network call)."""
         return not isinstance(await self._call(lambda client: client.ping()), _Unavailable)
 
-    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _Unavailable:
-        if not self._breaker.allow():
+    async def _reach(self, operation: Callable[[Redis], Awaitable[object]]) -> bool:
+        """Run a committed write's invalidation on Redis before the write is acknowledged; False
+        only when Redis did not answer `write_attempts` tries within about `write_deadline_s`.
+
+        Other processes may be reading Redis, so neither this process's open breaker (one timeout
+        opens it) nor its busy pool (overload) is a reason to skip it: that would leave them serving
+        the value from before the write. A pool that stays busy is bypassed with a connection of
+        its own.
+        """
+        deadline = time.monotonic() + self._write_deadline_s
+        for attempt in range(1, self._write_attempts + 1):
+            result = await self._call(operation, insist=True)
+            if result is _BUSY:
+                result = await self._call(operation, insist=True, own_connection=True)
+            if not isinstance(result, _Unavailable):
+                return True
+            if attempt == self._write_attempts or time.monotonic() + self._write_retry_pause_s >= deadline:
+                break
+            await asyncio.sleep(self._write_retry_pause_s)
+        return False
+
+    async def _call(
+        self, operation: Callable[[Redis], Awaitable[T]], *, insist: bool = False, own_connection: bool = False
+    ) -> T | _Unavailable:
+        """Run `operation` on Redis, first replaying what an outage left pending. Skipped while the
+        breaker is open unless `insist`; `own_connection` uses a connection outside the pool."""
+        if not insist and not self._breaker.allow():
             self.stats.redis_skipped += 1
             return _UNAVAILABLE
+        one_off: Redis | None = None
         try:
             client = await self._redis()
+            if own_connection:
+                client = one_off = _outside_the_pool(client)
             if self._pending_invalidations:
                 pending = list(self._pending_invalidations)
                 await client.delete(*pending)
@@ -299,6 +339,10 @@ class Cache:
             self.stats.redis_errors += 1
             self._breaker.record_failure(exc)
             return _UNAVAILABLE
+        finally:
+            if one_off is not None:
+                with contextlib.suppress(RedisError, OSError):  # closing it must not fail a write
+                    await one_off.aclose(close_connection_pool=True)
         self._breaker.record_success()
         return result
 
@@ -346,3 +390,9 @@ async def _timed_load(load: VersionedLoader, ttl_s: int) -> _Loaded:
     if isinstance(loaded, Expiring):
         return _Loaded(loaded.value, load_s, min(ttl_s, loaded.ttl_s - load_s))
     return _Loaded(loaded, load_s, ttl_s)
+
+
+def _outside_the_pool(client: Redis) -> Redis:
+    """A client with one connection of its own, set up like `client`'s pooled ones."""
+    pool = client.connection_pool
+    return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs))

@@ -119,6 +119,15 @@ async def test_a_failed_load_reaches_every_waiter_and_is_not_cached(client: Redi
     assert await cache.get_or_load(name, 60, CountingLoader(b"ok")) == b"ok"
 
 
+async def test_an_invalidation_reaches_redis_while_this_process_skips_it_after_one_error(client: Redis) -> None:
+    """Another process reads Redis; one transient error opened only the writer's breaker."""
+    reader, writer, name = make_cache(client), make_cache(client, cooldown_s=60), key()
+    assert await reader.get_or_load(name, 300, CountingLoader(b"old")) == b"old"
+    writer._breaker.record_failure(TimeoutError())
+    await writer.invalidate(name)  # the write is acknowledged after this returns
+    assert await reader.get_or_load(name, 300, CountingLoader(b"new")) == b"new"
+
+
 async def test_unreachable_redis_falls_back_and_trips_the_breaker_once(caplog: pytest.LogCaptureFixture) -> None:
     redis = redis_for(f"redis://127.0.0.1:{unused_port()}/0")
     cache, load = make_cache(redis, cooldown_s=60), CountingLoader()

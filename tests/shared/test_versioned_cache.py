@@ -280,6 +280,7 @@ async def test_a_bump_missed_during_an_outage_is_replayed_when_redis_answers(sta
         stack.redis.stop()
         try:
             await cache.bump(ns)  # the write committed; Redis could not hear about it
+            assert cache.stats.redis_errors == 2  # two tries, then kept for the replay
         finally:
             stack.redis.start()
         # A partitioned Redis would still hold the old generation and entry; recreate them.
@@ -289,6 +290,35 @@ async def test_a_bump_missed_during_an_outage_is_replayed_when_redis_answers(sta
         assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"fresh")) == b"fresh"
     finally:
         await redis.aclose(close_connection_pool=True)
+
+
+async def test_a_bump_reaches_redis_while_this_process_skips_it_after_one_error(client: Redis) -> None:
+    """One socket timeout opens the writer's breaker, but Redis is up and other processes read it:
+    the write's bump must still reach it before the write is acknowledged."""
+    reader, writer, ns = process(client), process(client, cooldown_s=60), namespace()
+    assert await reader.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"old")) == b"old"
+    writer._breaker.record_failure(TimeoutError())  # a transient timeout earlier in the writer process
+    await writer.bump(ns)  # the write is acknowledged after this returns
+    assert await reader.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"new")) == b"new"
+    assert writer.redis_available  # Redis answered, so the writer's circuit closed
+
+
+async def test_a_bump_reaches_redis_while_this_process_pool_stays_busy(client: Redis, redis_url: str) -> None:
+    """Every pooled connection of the writer is taken (overload, not an outage) and stays taken:
+    the bump still reaches Redis, on a connection of its own, before the write is acknowledged."""
+    busy = redis_for(redis_url, REDIS_MAX_CONNECTIONS="1", REDIS_POOL_TIMEOUT_SECONDS="0.05")
+    reader, writer, ns = process(client), process(busy), namespace()
+    try:
+        assert await reader.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"old")) == b"old"
+        blocker = asyncio.create_task(busy.blpop([f"{ns}:release"], timeout=30))  # holds the only connection
+        await asyncio.sleep(0.02)
+        await writer.bump(ns)
+        assert await reader.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"new")) == b"new"
+        await client.lpush(f"{ns}:release", b"go")
+        await blocker
+        assert writer.stats.redis_busy >= 1 and writer.stats.redis_errors == 0 and writer.redis_available
+    finally:
+        await busy.aclose(close_connection_pool=True)
 
 
 async def test_hit_and_miss_counts_are_logged(client: Redis, caplog: pytest.LogCaptureFixture) -> None:
@@ -319,7 +349,7 @@ async def test_an_exhausted_redis_pool_is_overload_not_an_outage(stack: Any, red
         load = CountingLoader(b"from-db")
         for _ in range(2):
             assert await cache.get_or_load_versioned(ns, "all", TTL, load, public=True) == b"from-db"
-        await cache.bump(ns)  # cannot reach Redis yet: kept and replayed
+        await cache.bump(ns)  # a write's bump does not give up on a busy pool (it takes a connection of its own)
         await blocker
         assert load.calls == 2 and cache.stats.local_hits == 0
         assert cache.stats.redis_busy >= 3 and cache.stats.redis_errors == 0
