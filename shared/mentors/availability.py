@@ -8,6 +8,11 @@ day that loses an hour offers one hour fewer and a day that gains one offers one
 Wall times that do not exist (inside a spring-forward gap) resolve with the offset in force before
 the change (PEP 495, fold=0), i.e. 02:30 on a day that jumps from 02:00 to 03:00 means 03:30; times
 that happen twice (fall-back) mean the first occurrence.
+
+Hours may end at 24:00, the midnight that ends their day: as `time` stops at 23:59:59.999999, an
+end of 00:00 (`END_OF_DAY`) stands for it, since no hours can end at the midnight that starts their
+day. It is the next date's 00:00 in the mentor's zone, so such a day has as many hours as it really
+has (23 or 25 on a DST change), and hours up to 24:00 run on into the next day's hours from 00:00.
 """
 
 from __future__ import annotations
@@ -19,17 +24,20 @@ from zoneinfo import ZoneInfo
 
 Interval = tuple[datetime, datetime]
 
+END_OF_DAY = time(0)  # as the end of hours: 24:00
+
 
 @dataclass(frozen=True, slots=True)
 class WeeklyHours:
     weekday: int  # ISO: 1 = Monday … 7 = Sunday
     start: time
-    end: time
+    end: time  # END_OF_DAY: 24:00
 
 
 @dataclass(frozen=True, slots=True)
 class DateOverride:
-    """A day off when `start`/`end` are None (it replaces the weekly hours), else extra hours."""
+    """A day off when `start`/`end` are None (it replaces the weekly hours), else extra hours (an
+    `end` of END_OF_DAY is 24:00)."""
 
     on_date: date
     start: time | None = None
@@ -49,6 +57,10 @@ def _instant(day: date, wall: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
 
 
+def _end_instant(day: date, wall: time, zone: ZoneInfo) -> datetime:
+    return _instant(day + timedelta(days=1), wall, zone) if wall == END_OF_DAY else _instant(day, wall, zone)
+
+
 def _merge(intervals: Iterable[Interval]) -> list[Interval]:
     merged: list[Interval] = []
     for start, end in sorted(intervals):
@@ -65,7 +77,7 @@ def open_hours(schedule: Schedule, day: date) -> list[Interval]:
     day_off = any(o.start is None for o in overrides)
     walls = [] if day_off else [(w.start, w.end) for w in schedule.weekly if w.weekday == day.isoweekday()]
     walls += [(o.start, o.end) for o in overrides if o.start is not None and o.end is not None]
-    intervals = [(_instant(day, start, schedule.zone), _instant(day, end, schedule.zone)) for start, end in walls]
+    intervals = [(_instant(day, start, schedule.zone), _end_instant(day, end, schedule.zone)) for start, end in walls]
     return _merge((start, end) for start, end in intervals if start < end)
 
 

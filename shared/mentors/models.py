@@ -14,8 +14,10 @@ from zoneinfo import available_timezones
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     StringConstraints,
@@ -26,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from shared.http.cursor import CursorParam
+from shared.mentors.availability import END_OF_DAY
 from shared.models import BoundedDate, Text
 
 # A UPI virtual payment address: handle@psp (NPCI: 2-256 of letters, digits, dot, hyphen,
@@ -148,14 +151,33 @@ class ActivationUpdate(Input):
     active: StrictBool
 
 
+_MIDNIGHT_24 = re.compile(r"^24:00(:00(\.0{1,6})?)?$")
+
+
+def _end_of_day(value: object) -> object:
+    return END_OF_DAY if isinstance(value, str) and _MIDNIGHT_24.fullmatch(value) else value
+
+
+def _show_end(value: time) -> str:
+    return "24:00:00" if value == END_OF_DAY else value.isoformat()
+
+
+# The end of hours: a wall-clock time, or 24:00 (also written 00:00), the midnight that ends the day.
+DayEnd = Annotated[time, BeforeValidator(_end_of_day), PlainSerializer(_show_end, when_used="json")]
+
+
+def _in_order(start: time, end: time) -> bool:
+    return start < end or end == END_OF_DAY
+
+
 class WeeklyHoursIn(Input):
     weekday: Annotated[int, Field(ge=1, le=7)]  # ISO: 1 = Monday … 7 = Sunday
     start: time
-    end: time
+    end: DayEnd
 
     @model_validator(mode="after")
     def _ordered(self) -> WeeklyHoursIn:
-        if self.start >= self.end or self.start.tzinfo or self.end.tzinfo:
+        if not _in_order(self.start, self.end) or self.start.tzinfo or self.end.tzinfo:
             raise ValueError("start must be before end, as local wall-clock times")
         return self
 
@@ -165,13 +187,17 @@ class DateOverrideIn(Input):
 
     date: BoundedDate
     start: time | None = None
-    end: time | None = None
+    end: DayEnd | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> DateOverrideIn:
         if (self.start is None) != (self.end is None):
             raise ValueError("give both start and end, or neither for a day off")
-        if self.start is not None and self.end is not None and (self.start >= self.end or self.start.tzinfo):
+        if (
+            self.start is not None
+            and self.end is not None
+            and (not _in_order(self.start, self.end) or self.start.tzinfo)
+        ):
             raise ValueError("start must be before end, as local wall-clock times")
         return self
 

@@ -211,9 +211,15 @@ SELECT_SETTINGS = f"""
 SELECT timezone, min_notice_minutes, booking_window_days, session_lengths FROM mentors m
 JOIN users u ON u.id = m.id WHERE m.id = $1 AND ($2 OR ({LISTED}))
 """  # noqa: S608 (a constant condition, no input)
-SELECT_WEEKLY = "SELECT weekday, start_time, end_time FROM mentor_weekly_hours WHERE mentor_id = $1 ORDER BY 1, 2"
+# Hours that end at 24:00 are stored with PostgreSQL's time '24:00' and are END_OF_DAY (00:00) in
+# Python, whose time stops at 23:59:59.999999 (asyncpg cannot read '24:00' as one).
+SELECT_WEEKLY = """
+SELECT weekday, start_time, CASE WHEN end_time = '24:00' THEN '00:00' ELSE end_time END AS end_time
+FROM mentor_weekly_hours WHERE mentor_id = $1 ORDER BY 1, 2
+"""
 SELECT_OVERRIDES = """
-SELECT on_date, start_time, end_time FROM mentor_date_overrides
+SELECT on_date, start_time, CASE WHEN end_time = '24:00' THEN '00:00' ELSE end_time END AS end_time
+FROM mentor_date_overrides
 WHERE mentor_id = $1 AND on_date BETWEEN $2 AND $3 ORDER BY 1, 2 NULLS FIRST
 """
 
@@ -242,8 +248,14 @@ WHERE id = $1
 """
 DELETE_WEEKLY = "DELETE FROM mentor_weekly_hours WHERE mentor_id = $1"
 DELETE_OVERRIDES = "DELETE FROM mentor_date_overrides WHERE mentor_id = $1"
-INSERT_WEEKLY = "INSERT INTO mentor_weekly_hours (mentor_id, weekday, start_time, end_time) VALUES ($1, $2, $3, $4)"
-INSERT_OVERRIDE = "INSERT INTO mentor_date_overrides (mentor_id, on_date, start_time, end_time) VALUES ($1, $2, $3, $4)"
+INSERT_WEEKLY = """
+INSERT INTO mentor_weekly_hours (mentor_id, weekday, start_time, end_time)
+VALUES ($1, $2, $3, CASE WHEN $4::time = '00:00' THEN '24:00'::time ELSE $4::time END)
+"""
+INSERT_OVERRIDE = """
+INSERT INTO mentor_date_overrides (mentor_id, on_date, start_time, end_time)
+VALUES ($1, $2, $3, CASE WHEN $4::time = '00:00' THEN '24:00'::time ELSE $4::time END)
+"""
 
 
 async def replace_availability(

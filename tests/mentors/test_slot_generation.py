@@ -1,4 +1,5 @@
-"""Slot generation tables: weekly hours and overrides in the mentor's zone, across DST changes."""
+"""Slot generation tables: weekly hours and overrides in the mentor's zone, across DST changes and up
+to 24:00."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.mentors.availability import DateOverride, Schedule, WeeklyHours, generate_slots, open_hours
+from shared.mentors.availability import (
+    END_OF_DAY,
+    DateOverride,
+    Schedule,
+    WeeklyHours,
+    generate_slots,
+    open_hours,
+)
 
-SUNDAY, MONDAY, FRIDAY = 7, 1, 5
+SUNDAY, MONDAY, FRIDAY, SATURDAY = 7, 1, 5, 6
 LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -26,8 +34,12 @@ def starts(schedule: Schedule, day: str, minutes: int = 60, now: datetime = LONG
     return [start.strftime("%d %H:%M") for start, _ in slots]
 
 
+def wall(text: str) -> time:
+    return END_OF_DAY if text == "24:00" else time.fromisoformat(text)
+
+
 def weekly(zone: str, weekday: int, start: str, end: str, **kwargs: object) -> Schedule:
-    hours = WeeklyHours(weekday, time.fromisoformat(start), time.fromisoformat(end))
+    hours = WeeklyHours(weekday, wall(start), wall(end))
     return Schedule(ZoneInfo(zone), weekly=(hours,), booking_window=timedelta(days=3650), **kwargs)  # type: ignore[arg-type]
 
 
@@ -58,6 +70,13 @@ DST_TABLE = [
     ("Europe/London", "2026-03-29", SUNDAY, "00:00", "03:00", 60, ["29 00:00", "29 01:00"]),
     # A zone without DST and a half-hour offset (+05:30).
     ("Asia/Kolkata", "2026-03-09", MONDAY, "09:00", "10:00", 30, ["09 03:30", "09 04:00"]),
+    # Hours up to 24:00 end at the next day's midnight, so the last hour of the day is offered.
+    ("UTC", "2026-03-09", MONDAY, "22:00", "24:00", 60, ["09 22:00", "09 23:00"]),
+    ("Asia/Kolkata", "2026-03-09", MONDAY, "23:00", "24:00", 30, ["09 17:30", "09 18:00"]),
+    # Santiago falls back at midnight (24:00 -> 23:00) on Saturday 2026-04-04: 22:00-24:00 is 3 hours.
+    ("America/Santiago", "2026-04-04", SATURDAY, "22:00", "24:00", 60, ["05 01:00", "05 02:00", "05 03:00"]),
+    # ...and springs forward at midnight (24:00 -> 01:00) on Saturday 2026-09-05: the end still holds.
+    ("America/Santiago", "2026-09-05", SATURDAY, "22:00", "24:00", 60, ["06 02:00", "06 03:00"]),
 ]
 
 
@@ -67,6 +86,29 @@ def test_weekly_hours_expand_correctly_across_dst_changes(
 ) -> None:
     assert date.fromisoformat(day).isoweekday() == weekday
     assert starts(weekly(zone, weekday, start, end), day, minutes) == expected
+
+
+@pytest.mark.parametrize(("day", "hours"), [("2026-03-29", 23), ("2026-03-22", 24), ("2026-10-25", 25)])
+def test_a_whole_day_until_24_00_has_as_many_hours_as_the_day(day: str, hours: int) -> None:
+    assert len(starts(weekly("Europe/London", SUNDAY, "00:00", "24:00"), day)) == hours
+
+
+def test_hours_until_24_00_run_on_into_the_next_days_hours_from_00_00() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    schedule = Schedule(
+        zone,
+        (WeeklyHours(MONDAY, time(23), END_OF_DAY), WeeklyHours(2, time(0), time(1))),
+        booking_window=timedelta(days=3650),
+    )
+    start = datetime.combine(date(2026, 3, 9), time(0), tzinfo=zone)
+    slots = generate_slots(
+        schedule, length=timedelta(minutes=90), start=start, end=start + timedelta(days=2), now=LONG_AGO
+    )
+    assert [(s.astimezone(zone).strftime("%a %H:%M"), e.astimezone(zone).strftime("%H:%M")) for s, e in slots] == [
+        ("Mon 23:00", "00:30")
+    ]
+    overridden = Schedule(zone, overrides=(DateOverride(date(2026, 3, 9), time(23), END_OF_DAY),))
+    assert open_hours(overridden, date(2026, 3, 9)) == [(utc("2026-03-09T22:00"), utc("2026-03-09T23:00"))]
 
 
 def test_slots_shown_in_another_zone_follow_both_zones_dst() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -100,12 +100,53 @@ async def test_the_mentor_reads_back_the_schedule_it_set(api: Client, make_user:
     assert reply.body == availability
 
 
+async def test_hours_can_end_at_24_00_so_the_last_hour_of_a_day_is_bookable(api: Client, make_user: MakeUser) -> None:
+    day = datetime.now(UTC).date() + timedelta(days=3)
+    extra = day + timedelta(days=1)
+    availability = {
+        "weekly": [{"weekday": day.isoweekday(), "start": "22:00", "end": "24:00"}],
+        "overrides": [{"date": extra.isoformat(), "start": "23:00", "end": "24:00"}],
+        "session_lengths": [60],
+    }
+    kolkata = ZoneInfo("Asia/Kolkata")
+    mentor = await mentor_with(api, make_user, availability, timezone="Asia/Kolkata")
+    reply = await slots(api, mentor, **{"from": day.isoformat(), "to": extra.isoformat(), "tz": "Asia/Kolkata"})
+    assert reply.status == 200, reply.body
+    offered = [(datetime.fromisoformat(x["start"]), datetime.fromisoformat(x["end"])) for x in reply.body["slots"]]
+    assert [s.strftime("%Y-%m-%d %H:%M") for s, _ in offered] == [
+        f"{day} 22:00",
+        f"{day} 23:00",
+        f"{extra} 23:00",
+    ]
+    assert offered[-1][1] == datetime.combine(extra + timedelta(days=1), time(0), tzinfo=kolkata)
+
+    own = await api.call("GET", "mentors/me/availability", user=mentor)
+    assert [w["end"] for w in own.body["weekly"]] == ["24:00:00"]
+    assert [o["end"] for o in own.body["overrides"]] == ["24:00:00"]
+
+    booking = {"mentor_id": str(mentor.id), "start": offered[-1][0].isoformat(), "length_minutes": 60}
+    booked = await api.call("POST", "bookings", booking, user=await make_user("student"))
+    assert booked.status == 201, booked.body
+    assert datetime.fromisoformat(booked.body["end"]) == offered[-1][1]
+
+    # An end of 00:00 is the same midnight.
+    midnight = {"weekly": [{"weekday": 1, "start": "20:00", "end": "00:00"}]}
+    assert (await api.call("PUT", "mentors/me/availability", midnight, user=mentor)).status == 200
+    own = await api.call("GET", "mentors/me/availability", user=mentor)
+    assert own.body["weekly"] == [{"weekday": 1, "start": "20:00:00", "end": "24:00:00"}]
+
+
 @pytest.mark.parametrize(
     "availability",
     [
         {"weekly": [{"weekday": 8, "start": "09:00", "end": "10:00"}]},
         {"weekly": [{"weekday": 1, "start": "10:00", "end": "09:00"}]},
         {"weekly": [{"weekday": 1, "start": "25:00", "end": "26:00"}]},
+        {"weekly": [{"weekday": 1, "start": "24:00", "end": "24:00"}]},
+        {"weekly": [{"weekday": 1, "start": "23:00", "end": "24:30"}]},
+        {"weekly": [{"weekday": 1, "start": "23:00", "end": "24:00:01"}]},
+        {"weekly": [{"weekday": 1, "start": "23:00", "end": "24:00+05:30"}]},
+        {"overrides": [{"date": "2030-01-01", "start": "24:00", "end": "24:00"}]},
         {"overrides": [{"date": "2030-01-01", "start": "09:00"}]},
         {"overrides": [{"date": "2030-02-30"}]},
         {"overrides": [{"date": "2030-01-01T00:00:00+05:30"}]},
