@@ -83,7 +83,7 @@ class PasswordHasher:
         self.admission = LoginAdmission(
             share=login_share, parallelism=min(threads, cores or usable_cores()), clock=clock
         )
-        self._decoy: bytes | None = None
+        self._decoys: dict[int, bytes] = {}
         self._queue_shed = 0
 
     @property
@@ -103,18 +103,36 @@ class PasswordHasher:
         return digest.decode()
 
     async def check(self, password: str, password_hash: str | None) -> bool:
-        """Whether `password` matches `password_hash`.
+        """Whether `password` matches `password_hash`, after as much bcrypt work as a current-cost check.
 
-        With no hash (unknown or deleted account) a decoy hash of the same cost is checked, so the
-        answer takes as long as for a wrong password and reveals nothing by its timing.
+        With no hash (unknown or deleted account) a decoy hash of the configured cost is checked, so
+        the answer takes as long as for a wrong password and reveals nothing by its timing. A hash
+        made at a lower cost (kept from before BCRYPT_COST was raised, or never upgraded because the
+        account is deactivated) is padded with decoy checks up to the configured cost (see
+        `padding_costs`), so it is not told apart from an unknown email either.
         """
-        if self._decoy is None:
-            self._decoy = await self._run(bcrypt.hashpw, b"decoy password", bcrypt.gensalt(self.cost))
-        candidate = password.encode()
-        target = self._decoy if password_hash is None else password_hash.encode()
-        matches, cpu_s = await self._run(_timed_check, candidate, target)
+        target = None if password_hash is None else password_hash.encode()
+        padding = padding_costs(password_hash, self.cost)
+        matches, cpu_s = await self._run(self._timed_check, password.encode(), target, padding)
         self.admission.record_check(cpu_s)
         return matches and password_hash is not None
+
+    def _timed_check(self, password: bytes, target: bytes | None, padding: list[int]) -> tuple[bool, float]:
+        """checkpw against `target` (or the decoy at the configured cost), then the padding decoys,
+        and the CPU seconds this thread spent on the checks (runs on a bcrypt thread)."""
+        first = target if target is not None else self._decoy_at(self.cost)
+        decoys = [self._decoy_at(cost) for cost in padding]
+        started = time.thread_time()
+        matches = bcrypt.checkpw(password, first)
+        for decoy in decoys:
+            bcrypt.checkpw(password, decoy)
+        return matches, time.thread_time() - started
+
+    def _decoy_at(self, cost: int) -> bytes:
+        """A hash of a password nobody has, at `cost`: made once per cost (on a bcrypt thread)."""
+        if (decoy := self._decoys.get(cost)) is None:
+            decoy = self._decoys[cost] = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(cost))
+        return decoy
 
     def admit_login(self) -> None:
         """Decide, with no I/O, whether a login may go ahead; raise LoginShed (503) if not.
@@ -136,8 +154,8 @@ class PasswordHasher:
 
         A stronger hash is kept when the cost is lowered: rewriting it would weaken it for nothing.
         """
-        parts = password_hash.split("$")
-        return len(parts) < 3 or not parts[2].isdigit() or int(parts[2]) < self.cost
+        cost = hash_cost(password_hash)
+        return cost is None or cost < self.cost
 
     async def upgraded_hash(self, password: str, password_hash: str) -> str | None:
         """A new hash of `password` at the configured cost when `password_hash` needs one, else None.
@@ -192,8 +210,24 @@ class _Stale:
 _STALE = _Stale()
 
 
-def _timed_check(password: bytes, password_hash: bytes) -> tuple[bool, float]:
-    """checkpw and the CPU seconds this thread spent on it (runs on a bcrypt thread)."""
-    started = time.thread_time()
-    matches = bcrypt.checkpw(password, password_hash)
-    return matches, time.thread_time() - started
+def hash_cost(password_hash: str) -> int | None:
+    """The bcrypt cost a hash was made with (`$2b$12$...` -> 12), or None if it is unreadable."""
+    parts = password_hash.split("$")
+    return int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else None
+
+
+def padding_costs(password_hash: str | None, cost: int) -> list[int]:
+    """The costs of the decoy checks that follow a check of `password_hash`, so that the whole takes
+    as long as one check at `cost`.
+
+    A check at cost c takes time proportional to 2^c, and 2^c + 2^c + 2^(c+1) + ... + 2^(cost-1) =
+    2^cost: a hash below the configured cost is followed by decoys at c, c+1, ..., cost-1. A hash at
+    or above the cost needs none. A stronger hash (kept when BCRYPT_COST was lowered) takes longer
+    than an unknown email, which nothing can pad away without slowing every login down to the
+    strongest cost ever used: lowering BCRYPT_COST accepts that those accounts stand out by timing
+    until their owners change their password.
+    """
+    stored = None if password_hash is None else hash_cost(password_hash)
+    if stored is None or stored >= cost:
+        return []
+    return list(range(stored, cost))

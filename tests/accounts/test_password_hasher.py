@@ -110,3 +110,46 @@ async def test_an_upgrade_is_skipped_rather_than_shed_when_the_executor_is_full(
         await busy
     finally:
         hasher.close()
+
+
+def test_a_hash_below_the_configured_cost_is_padded_to_its_work() -> None:
+    from shared.auth.passwords import padding_costs
+
+    assert padding_costs("$2b$06$" + "x" * 53, 10) == [6, 7, 8, 9]
+    assert 2**6 + sum(2**cost for cost in padding_costs("$2b$06$" + "x" * 53, 10)) == 2**10
+    assert padding_costs("$2b$10$" + "x" * 53, 10) == []  # at the cost: nothing to pad
+    assert padding_costs("$2b$11$" + "x" * 53, 10) == []  # stronger (kept after a cost decrease): documented
+    assert padding_costs(None, 10) == []  # the decoy is already at the cost
+
+
+async def test_every_check_does_at_least_the_work_of_one_at_the_configured_cost() -> None:
+    hasher = PasswordHasher(cost=6, threads=1, queue_size=0)
+    legacy = (await asyncio.to_thread(bcrypt.hashpw, b"secret pw", bcrypt.gensalt(4))).decode()
+    current = (await asyncio.to_thread(bcrypt.hashpw, b"secret pw", bcrypt.gensalt(6))).decode()
+    costs: list[int] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        costs.append(int(hashed.split(b"$")[2]))
+        return real(password, hashed)
+
+    bcrypt.checkpw = spy  # type: ignore[assignment]
+    try:
+        runs = {}
+        for name, password, stored in [
+            ("legacy right", "secret pw", legacy),
+            ("legacy wrong", "wrong pw", legacy),
+            ("current wrong", "wrong pw", current),
+            ("unknown", "wrong pw", None),
+        ]:
+            costs.clear()
+            runs[name] = (await hasher.check(password, stored), list(costs))
+    finally:
+        bcrypt.checkpw = real
+        hasher.close()
+    assert runs == {
+        "legacy right": (True, [4, 4, 5]),  # 2^4 + 2^4 + 2^5 = 2^6
+        "legacy wrong": (False, [4, 4, 5]),
+        "current wrong": (False, [6]),
+        "unknown": (False, [6]),
+    }
