@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
+import idna
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -16,13 +18,33 @@ from shared.http.cursor import CursorParam
 from shared.models import Text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_INVISIBLE = frozenset({"Cc", "Cf"})  # control and format characters (zero-width space, joiners, bidi marks)
 
 
 def normalise_email(value: str) -> str:
-    """The stored form of an email address: trimmed and lower-cased."""
-    email = value.strip().lower()
+    """The stored form of an email address, the same for every way of writing it.
+
+    Trimmed, lower-cased and NFC-normalised (a composed and a decomposed "é" are one address), with
+    the domain IDNA-encoded (UTS #46), so "bücher.de" and "xn--bcher-kva.de" are one domain. Control
+    and format characters are refused rather than dropped: an invisible character must never make a
+    second account that looks like the first. The reserved `.invalid` TLD (RFC 2606) is refused:
+    it can receive no mail, and deleted accounts are anonymised under it.
+    """
+    if len(value) > 320:
+        raise PydanticCustomError("email_invalid", "not an email address")
+    email = unicodedata.normalize("NFC", value.strip().lower())
+    if any(unicodedata.category(char) in _INVISIBLE for char in email):
+        raise PydanticCustomError("email_invalid", "an email address may not contain invisible characters")
+    local, at, domain = email.rpartition("@")
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        raise PydanticCustomError("email_invalid", "not an email address") from None
+    email = f"{local}{at}{ascii_domain}"
     if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise PydanticCustomError("email_invalid", "not an email address")
+    if ascii_domain.rstrip(".").rsplit(".", 1)[-1] == "invalid":
+        raise PydanticCustomError("email_invalid", "the .invalid domain cannot receive email")
     return email
 
 

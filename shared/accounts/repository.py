@@ -78,6 +78,24 @@ async def fetch_login_record_by_id(conn: Connection, user_id: uuid.UUID) -> Logi
     return None if row is None else LoginRecord(**dict(row))
 
 
+LOCK_LOGIN_RECORD = f"{SELECT_LOGIN_RECORD_BY_ID} FOR UPDATE"
+
+
+async def lock_login_record(conn: Connection, user_id: uuid.UUID) -> LoginRecord | None:
+    """The account's login record as committed now, locked until the transaction ends."""
+    row = await conn.fetchrow(LOCK_LOGIN_RECORD, user_id)
+    return None if row is None else LoginRecord(**dict(row))
+
+
+# In id order, so that concurrent admin changes queue on the same first row instead of deadlocking.
+LOCK_ACTIVE_ADMINS = "SELECT id FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE"
+
+
+async def lock_active_admins(conn: Connection) -> set[uuid.UUID]:
+    """The ids of the active admins, locked until the transaction ends (serialises admin changes)."""
+    return {row["id"] for row in await conn.fetch(LOCK_ACTIVE_ADMINS)}
+
+
 SELECT_ACCOUNT_STATE = "SELECT role, status, auth_version FROM users WHERE id = $1"
 
 
@@ -123,10 +141,11 @@ async def upgrade_password_hash(conn: Connection, user_id: uuid.UUID, *, old_has
     return result == "UPDATE 1"
 
 
-# The row stays (bookings and payments refer to it for audit); what identified the person goes.
+# The row stays (bookings and payments refer to it for audit); what identified the person goes. The
+# anonymised email has no "@", which no address accepted by the API can lack: nobody can squat it.
 ANONYMISE = """
 WITH before AS (SELECT id, email FROM users WHERE id = $1 AND status <> 'deleted' FOR UPDATE)
-UPDATE users SET email = 'deleted-' || users.id || '@deleted.invalid', name = 'Deleted user', status = 'deleted',
+UPDATE users SET email = 'deleted-' || users.id, name = 'Deleted user', status = 'deleted',
                  password_hash = NULL, deleted_at = now(), auth_version = auth_version + 1, updated_at = now()
 FROM before WHERE users.id = before.id
 RETURNING before.email
@@ -135,7 +154,8 @@ RETURNING before.email
 
 async def anonymise(conn: Connection, user_id: uuid.UUID) -> str | None:
     """Anonymise the account; its former email, or None if it was already deleted or never existed."""
-    old_email: str | None = await conn.fetchval(ANONYMISE, user_id)
+    with translate_errors(_BY_CONSTRAINT):  # cannot happen (see ANONYMISE); a 409 if it ever did
+        old_email: str | None = await conn.fetchval(ANONYMISE, user_id)
     return old_email
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +35,7 @@ from shared.mentors.service import invalidate_mentor_list
 from shared.models import BoundedDatetime
 
 LOGIN_CACHE_TTL_S = 300
+LOGIN_CACHE_VARIANT = "login"
 
 # Admin user pages, newest first: the (created_at, id) of a page's last account.
 USERS_CURSOR: Keyset[tuple[datetime, uuid.UUID]] = Keyset(tuple[BoundedDatetime, uuid.UUID])
@@ -60,6 +61,16 @@ class WrongCurrentPassword(Forbidden):
     title = "The current password is wrong"
 
 
+class LastAdmin(Conflict):
+    code = "last_admin"
+    title = "This change would leave no active admin"
+
+
+class NotAnActiveAdmin(Forbidden):
+    code = "not_an_active_admin"
+    title = "The caller is no longer an active admin"
+
+
 @dataclass(frozen=True)
 class AccountsContext:
     """The collaborators every account use case needs."""
@@ -73,7 +84,15 @@ class AccountsContext:
 
 
 def login_cache_key(email: str) -> str:
+    """The cache namespace of one (normalised) email's login record, versioned per email: its
+    generation `{user:email:<email>}:gen` is bumped after every committed change, so a record loaded
+    before the change (in any process) is never read again (see shared/cache/generations.py)."""
     return f"user:email:{email}"
+
+
+async def forget_login_records(ctx: AccountsContext, *emails: str) -> None:
+    """Make the cached login records of `emails` unreachable everywhere; call after the commit."""
+    await ctx.cache.bump(*(login_cache_key(email) for email in dict.fromkeys(emails)))
 
 
 async def register(ctx: AccountsContext, new: UserCreate, *, client_ip: str) -> UserPublic:
@@ -88,7 +107,7 @@ async def register(ctx: AccountsContext, new: UserCreate, *, client_ip: str) -> 
         user = await repository.insert_user(
             conn, email=new.email, name=new.name, role=new.role, password_hash=password_hash
         )
-    await ctx.cache.invalidate(login_cache_key(new.email))  # a cached "no such account" must go
+    await forget_login_records(ctx, new.email)  # a cached "no such account" must go
     return user
 
 
@@ -101,16 +120,7 @@ async def login(ctx: AccountsContext, credentials: Credentials, *, client_ip: st
     than BCRYPT_COST is replaced by one at the current cost once the password is proven (the plain
     password exists only now).
     """
-    ctx.hasher.admit_login()  # first, and with no I/O: a shed login costs no Redis or PostgreSQL trip
-    window = ctx.settings.rate_limit_window_s
-    try:
-        await ctx.limiter.hit(f"rl:login:ip:{client_ip}", limit=ctx.settings.login_limit_per_ip, window_s=window)
-        await ctx.limiter.hit(
-            f"rl:login:email:{credentials.email}", limit=ctx.settings.login_limit_per_email, window_s=window
-        )
-    except TooManyRequests:
-        ctx.hasher.refund_login()  # a rate-limited client must not use up other people's logins
-        raise
+    await _admit_password_attempt(ctx, email=credentials.email, client_ip=client_ip)
     record = await _login_record(ctx, credentials.email)
     if not await ctx.hasher.check(credentials.password, record.password_hash if record else None):
         raise InvalidCredentials()
@@ -118,14 +128,41 @@ async def login(ctx: AccountsContext, credentials: Credentials, *, client_ip: st
     if record.status != "active":
         raise AccountDeactivated()
     new_hash = await ctx.hasher.upgraded_hash(credentials.password, record.password_hash)
+    upgraded = False
     async with ctx.database.transaction() as conn:
-        upgraded = new_hash is not None and await repository.upgrade_password_hash(
-            conn, record.id, old_hash=record.password_hash, new_hash=new_hash
-        )
-        tokens = await _start_session(ctx, conn, record)
-    if upgraded:
-        await ctx.cache.invalidate(login_cache_key(credentials.email))
+        # The record may come from the cache: tokens are only issued if the account as committed now
+        # (locked until this commits) still has the hash the password was checked against and is
+        # active. Its current role and token version go into the tokens.
+        current = await repository.lock_login_record(conn, record.id)
+        usable = current is not None and current.password_hash == record.password_hash and current.status == "active"
+        if usable:
+            assert current is not None
+            upgraded = new_hash is not None and await repository.upgrade_password_hash(
+                conn, record.id, old_hash=record.password_hash, new_hash=new_hash
+            )
+            tokens = await _start_session(ctx, conn, current)
+    if not usable or current != record or upgraded:
+        await forget_login_records(ctx, credentials.email)
+    if not usable:
+        wrong_hash = current is None or current.password_hash != record.password_hash
+        raise InvalidCredentials() if wrong_hash else AccountDeactivated()
     return tokens
+
+
+async def _admit_password_attempt(ctx: AccountsContext, *, email: str, client_ip: str) -> None:
+    """Admit one password guess (login or current_password) before any bcrypt work.
+
+    Shed with 503 beyond the admitted share of bcrypt capacity before anything else happens, then
+    rate-limited per email and per client IP: one budget whichever route the guess comes through.
+    """
+    ctx.hasher.admit_login()  # first, and with no I/O: a shed attempt costs no Redis or PostgreSQL trip
+    window = ctx.settings.rate_limit_window_s
+    try:
+        await ctx.limiter.hit(f"rl:login:ip:{client_ip}", limit=ctx.settings.login_limit_per_ip, window_s=window)
+        await ctx.limiter.hit(f"rl:login:email:{email}", limit=ctx.settings.login_limit_per_email, window_s=window)
+    except TooManyRequests:
+        ctx.hasher.refund_login()  # a rate-limited client must not use up other people's logins
+        raise
 
 
 async def refresh(ctx: AccountsContext, token: str) -> TokensPublic:
@@ -169,20 +206,22 @@ async def get_me(ctx: AccountsContext, principal: Principal) -> UserPublic:
     return user
 
 
-async def update_me(ctx: AccountsContext, principal: Principal, changes: UserUpdate) -> UserPublic:
+async def update_me(ctx: AccountsContext, principal: Principal, changes: UserUpdate, *, client_ip: str) -> UserPublic:
     """Change the caller's name, email or password.
 
-    Email and password changes need the current password. A password change revokes every other
-    session's refresh tokens; the caller's own session continues.
+    Email and password changes need the current password, which is a password guess like a login:
+    it is shed and rate-limited with the same budgets (per email and per client IP). A password
+    change revokes every other session's refresh tokens; the caller's own session continues.
     """
     async with ctx.database.connection() as conn:
         record = await repository.fetch_login_record_by_id(conn, principal.user_id)
-    if record is None:
+        current_user = await repository.fetch_user(conn, principal.user_id)
+    if record is None or current_user is None:
         raise NotFound("the account no longer exists")
-    if changes.current_password is not None and not await ctx.hasher.check(
-        changes.current_password, record.password_hash
-    ):
-        raise WrongCurrentPassword()
+    if changes.current_password is not None:
+        await _admit_password_attempt(ctx, email=current_user.email, client_ip=client_ip)
+        if not await ctx.hasher.check(changes.current_password, record.password_hash):
+            raise WrongCurrentPassword()
     new_hash = await ctx.hasher.hash(changes.password) if changes.password is not None else None
     async with ctx.database.transaction() as conn:
         before = await repository.fetch_user(conn, principal.user_id)
@@ -194,7 +233,7 @@ async def update_me(ctx: AccountsContext, principal: Principal, changes: UserUpd
         if new_hash is not None:
             await repository.revoke_user_tokens(conn, principal.user_id, keep_family=principal.session_id)
         listed_name_changed = user.name != before.name and await mentors_repository.has_profile(conn, user.id)
-    await ctx.cache.invalidate(*{login_cache_key(before.email), login_cache_key(user.email)})
+    await forget_login_records(ctx, before.email, user.email)
     if listed_name_changed:  # discovery shows the account's name
         await invalidate_mentor_list(ctx.cache)
     return user
@@ -203,11 +242,14 @@ async def update_me(ctx: AccountsContext, principal: Principal, changes: UserUpd
 async def delete_me(ctx: AccountsContext, principal: Principal) -> None:
     """Delete the caller's account: anonymise it and revoke its tokens, keeping the row for audit."""
     async with ctx.database.transaction() as conn:
+        admins = await repository.lock_active_admins(conn)
+        if admins == {principal.user_id}:
+            raise LastAdmin("the last active admin cannot delete their account; make another admin first")
         old_email = await repository.anonymise(conn, principal.user_id)
         await repository.revoke_user_tokens(conn, principal.user_id)
         mentor = old_email is not None and await mentors_repository.has_profile(conn, principal.user_id)
     if old_email is not None:
-        await ctx.cache.invalidate(login_cache_key(old_email))
+        await forget_login_records(ctx, old_email)
     if mentor:  # discovery lists only active accounts
         await invalidate_mentor_list(ctx.cache)
 
@@ -230,19 +272,27 @@ async def admin_update_user(
     """Deactivate, reactivate or change the role of an account.
 
     Deactivation and role changes stop the account's existing access tokens on their next use, and
-    deactivation revokes its refresh tokens. Admins cannot deactivate or demote themselves, so the
-    last admin cannot lock everyone out by accident.
+    deactivation revokes its refresh tokens. Admins cannot deactivate or demote themselves, and no
+    change may leave the system without an active admin: admin changes run one at a time (under a
+    lock on the active admins' rows), each by an admin who is still active when it runs, so two
+    admins deactivating each other at once cannot both succeed.
     """
-    if user_id == admin.user_id and (changes.status == "deactivated" or changes.role not in (None, "admin")):
+    removes_admin = changes.status == "deactivated" or changes.role not in (None, "admin")
+    if user_id == admin.user_id and removes_admin:
         raise Conflict("admins cannot deactivate or demote themselves")
     async with ctx.database.transaction() as conn:
+        admins = await repository.lock_active_admins(conn)
+        if admin.user_id not in admins:
+            raise NotAnActiveAdmin("your account was deactivated or demoted meanwhile")
+        if removes_admin and admins == {user_id}:
+            raise LastAdmin()
         user = await repository.admin_update(conn, user_id, status=changes.status, role=changes.role)
         if user is None:
             raise NotFound("no such account")
         if changes.status == "deactivated":
             await repository.revoke_user_tokens(conn, user_id)
         mentor = await mentors_repository.has_profile(conn, user_id)
-    await ctx.cache.invalidate(login_cache_key(user.email))
+    await forget_login_records(ctx, user.email)
     if mentor:  # discovery lists only active accounts with the mentor role
         await invalidate_mentor_list(ctx.cache)
     return user
@@ -253,18 +303,30 @@ async def create_admin(ctx: AccountsContext, *, email: str, name: str, password:
     password_hash = await ctx.hasher.hash(password)
     async with ctx.database.transaction() as conn:
         user = await repository.insert_user(conn, email=email, name=name, role="admin", password_hash=password_hash)
-    await ctx.cache.invalidate(login_cache_key(email))
+    await forget_login_records(ctx, email)
     return user
 
 
 async def _login_record(ctx: AccountsContext, email: str) -> LoginRecord | None:
-    async def load() -> bytes:
+    async def load() -> LoginRecord | None:
         async with ctx.database.connection() as conn:
-            record = await repository.fetch_login_record(conn, email)
-        return json.dumps(repository.as_json(record)).encode()
+            return await repository.fetch_login_record(conn, email)
+
+    return await cached_login_record(ctx.cache, email, load)
+
+
+async def cached_login_record(
+    cache: Cache, email: str, load: Callable[[], Awaitable[LoginRecord | None]]
+) -> LoginRecord | None:
+    """The login record of `email` through the cache, `load`ing it on a miss (any process does this)."""
+
+    async def load_json() -> bytes:
+        return json.dumps(repository.as_json(await load())).encode()
 
     # public=False: per-user values are never served from the in-process copy.
-    cached = await ctx.cache.get_or_load(login_cache_key(email), LOGIN_CACHE_TTL_S, load, public=False)
+    cached = await cache.get_or_load_versioned(
+        login_cache_key(email), LOGIN_CACHE_VARIANT, LOGIN_CACHE_TTL_S, load_json, public=False
+    )
     return repository.from_json(json.loads(cached))
 
 

@@ -65,7 +65,7 @@ async def get_me(request: ApiRequest[None]) -> UserPublic:
 @endpoint(bp, name="update_user", route="users/me", method="PATCH", auth=AUTHENTICATED, body=UserUpdate)
 async def update_me(request: ApiRequest[UserUpdate]) -> UserPublic:
     assert request.body is not None
-    return await service.update_me(await _context(), request.user, request.body)
+    return await service.update_me(await _context(), request.user, request.body, client_ip=request.client_ip)
 
 
 @endpoint(bp, name="delete_user", route="users/me", method="DELETE", auth=AUTHENTICATED, status=204)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from accounts_client import Api, new_ip
 from forged_cursor import with_instant
 
+from shared.accounts import repository, service
 from shared.auth.tokens import issue_access_token
+from shared.cache.breaker import CircuitBreaker
+from shared.cache.cache import Cache
 from shared.config import get_settings
 
 
@@ -174,10 +181,11 @@ async def test_expired_forged_and_malformed_access_tokens_are_401_with_www_authe
 async def test_update_name_and_email_and_the_cache_follows(api: Api, redis_url: str) -> None:
     user = await api.register()
     tokens = await api.tokens(user)
-    old_key = f"user:email:{user['email']}"
+    old_generation = f"{{user:email:{user['email']}}}:gen"  # the login record's key is versioned per email
     client = aioredis.Redis.from_url(redis_url)
     try:
-        assert await client.exists(old_key) == 1  # login cached what it needs
+        cached_under = await client.get(old_generation)
+        assert await client.exists(f"{{user:email:{user['email']}}}:g{cached_under.decode()}:login") == 1
         new_email = f"new-{uuid.uuid4().hex[:8]}@example.com"
         problem(
             await api.call("PATCH", "users/me", {"email": new_email}, token=tokens["access_token"]),
@@ -192,7 +200,7 @@ async def test_update_name_and_email_and_the_cache_follows(api: Api, redis_url: 
         )
         assert reply.status == 200, reply.body
         assert (reply.body["name"], reply.body["email"]) == ("Renamed", new_email)
-        assert await client.exists(old_key) == 0
+        assert await client.get(old_generation) != cached_under  # bumped: that record is never read again
     finally:
         await client.aclose()
     problem(await api.login(user["email"], user["password"]), 401, "invalid_credentials")
@@ -363,3 +371,187 @@ async def test_register_is_rate_limited_per_client_ip(api: Api) -> None:
     reply = await api.call("POST", "auth/register", body)
     problem(reply, 429, "rate_limited")
     assert int(reply.headers["Retry-After"]) > 0
+
+
+# the login cache across processes -----------------------------------------------------------------
+
+
+class _SlowDatabase:
+    """The app's PostgreSQL, reached by 'another worker process' whose read returns only once released."""
+
+    def __init__(self, conn: asyncpg.Connection[Any]) -> None:
+        self.conn = conn
+        self.read_done, self.release = asyncio.Event(), asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection[Any]]:
+        yield self.conn
+        self.read_done.set()
+        await self.release.wait()
+
+
+def _other_process(database: Any, redis_url: str) -> tuple[service.AccountsContext, aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+
+    async def redis() -> aioredis.Redis:
+        return client
+
+    cache = Cache(redis, CircuitBreaker(cooldown_s=2))
+    settings = get_settings()
+    ctx = service.AccountsContext(database=database, cache=cache, hasher=None, limiter=None, settings=settings)  # type: ignore[arg-type]
+    return ctx, client
+
+
+async def test_a_login_record_another_process_read_before_a_password_change_is_never_used(
+    api: Api, db: asyncpg.Connection[Any], redis_url: str
+) -> None:
+    user = await api.register()
+    token = (await api.tokens(user))["access_token"]
+    slow = _SlowDatabase(db)
+    other, client = _other_process(slow, redis_url)
+    renamed = await api.call("PATCH", "users/me", {"name": "Renamed"}, token=token)  # drops the cached record
+    assert renamed.status == 200
+    try:
+        # Another process misses the cache and reads the account just before the password changes...
+        loading = asyncio.create_task(service._login_record(other, user["email"]))
+        await asyncio.wait_for(slow.read_done.wait(), 10)
+        body = {"password": "brand new pw", "current_password": user["password"]}
+        assert (await api.call("PATCH", "users/me", body, token=token)).status == 200
+        slow.release.set()  # ...and stores what it read only after the change was acknowledged.
+        await asyncio.wait_for(loading, 10)
+    finally:
+        await client.aclose()
+    problem(await api.login(user["email"], user["password"]), 401, "invalid_credentials")
+    assert (await api.login(user["email"], "brand new pw")).status == 200
+
+
+async def test_no_stale_cached_record_ever_mints_tokens(api: Api, db: asyncpg.Connection[Any], redis_url: str) -> None:
+    user = await api.register()
+    token = (await api.tokens(user))["access_token"]
+    stale = await repository.fetch_login_record(db, user["email"])
+    body = {"password": "brand new pw", "current_password": user["password"]}
+    assert (await api.call("PATCH", "users/me", body, token=token)).status == 200
+    other, client = _other_process(None, redis_url)
+
+    async def before_the_change() -> repository.LoginRecord | None:
+        return stale
+
+    try:  # whatever way a pre-change record got into the cache (a lost invalidation, say)
+        assert await service.cached_login_record(other.cache, user["email"], before_the_change) == stale
+    finally:
+        await client.aclose()
+    problem(await api.login(user["email"], user["password"]), 401, "invalid_credentials")
+    assert (await api.login(user["email"], "brand new pw")).status == 200  # and the cache was corrected
+
+
+# deleted accounts ----------------------------------------------------------------------------------
+
+
+async def test_the_anonymised_email_cannot_be_squatted(api: Api, db: asyncpg.Connection[Any]) -> None:
+    victim = await api.register(role="mentor")
+    for email in (f"deleted-{victim['id']}@deleted.invalid", "someone@example.invalid"):
+        squat = await api.call(
+            "POST", "auth/register", {"email": email, "password": "correct horse", "name": "S", "role": "student"}
+        )
+        problem(squat, 422, "validation_failed")
+    token = (await api.tokens(victim))["access_token"]
+    body = {"email": "me@example.invalid", "current_password": victim["password"]}
+    problem(await api.call("PATCH", "users/me", body, token=token), 422, "validation_failed")
+    assert (await api.call("DELETE", "users/me", token=token)).status == 204
+    problem(await api.login(victim["email"], victim["password"]), 401, "invalid_credentials")
+
+
+async def test_a_taken_anonymised_email_is_a_problem_never_a_500(api: Api, db: asyncpg.Connection[Any]) -> None:
+    victim = await api.register()
+    for squatted in (f"deleted-{victim['id']}", f"deleted-{victim['id']}@deleted.invalid"):  # new and old form
+        await db.execute(
+            "INSERT INTO users (email, name, role, password_hash) VALUES ($1, 'S', 'student', 'x')", squatted
+        )
+    token = (await api.tokens(victim))["access_token"]
+    problem(await api.call("DELETE", "users/me", token=token), 409, "email_taken")
+
+
+# admins --------------------------------------------------------------------------------------------
+
+
+async def test_two_admins_deactivating_each_other_at_once_leave_one_admin(
+    api: Api, make_admin: Callable[[Api], Awaitable[dict[str, Any]]], db: asyncpg.Connection[Any]
+) -> None:
+    for _ in range(4):
+        a, b = await make_admin(api), await make_admin(api)
+        replies = await asyncio.gather(
+            api.call("PATCH", f"admin/users/{b['id']}", {"status": "deactivated"}, token=a["access_token"]),
+            api.call("PATCH", f"admin/users/{a['id']}", {"status": "deactivated"}, token=b["access_token"]),
+        )
+        statuses = sorted(r.status for r in replies)
+        assert statuses[0] == 200 and statuses[1] in (401, 403), [r.body for r in replies]
+        active = await db.fetchval(
+            "SELECT count(*) FROM users WHERE id = ANY($1::uuid[]) AND status = 'active'", [a["id"], b["id"]]
+        )
+        assert active == 1
+
+
+@contextlib.asynccontextmanager
+async def _sole_active_admin(db: asyncpg.Connection[Any], admin_id: str) -> AsyncIterator[None]:
+    """Other tests' admins are deactivated for the duration (the tests of a session share a database)."""
+    others = await db.fetch(
+        "UPDATE users SET status = 'deactivated' WHERE role = 'admin' AND status = 'active' AND id <> $1 RETURNING id",
+        uuid.UUID(admin_id),
+    )
+    try:
+        yield
+    finally:
+        await db.execute("UPDATE users SET status = 'active' WHERE id = ANY($1::uuid[])", [r["id"] for r in others])
+
+
+async def test_the_last_active_admin_cannot_delete_their_account(
+    api: Api, make_admin: Callable[[Api], Awaitable[dict[str, Any]]], db: asyncpg.Connection[Any]
+) -> None:
+    admin = await make_admin(api)
+    async with _sole_active_admin(db, admin["id"]):
+        problem(await api.call("DELETE", "users/me", token=admin["access_token"]), 409, "last_admin")
+        assert (await api.call("GET", "users/me", token=admin["access_token"])).status == 200
+    other = await make_admin(api)  # with another active admin, an admin may leave
+    assert (await api.call("DELETE", "users/me", token=other["access_token"])).status == 204
+
+
+# passwords guessed through PATCH /users/me --------------------------------------------------------
+
+
+async def test_current_password_guesses_share_the_login_rate_limit(api: Api) -> None:
+    user = await api.register()
+    token = (await api.tokens(user))["access_token"]
+    limit = get_settings().login_limit_per_email
+    guesses = [
+        await api.call("PATCH", "users/me", {"name": "X", "current_password": f"guess {i}"}, token=token, ip=new_ip())
+        for i in range(limit - 1)  # the login above counted once
+    ]
+    assert {r.status for r in guesses} == {403}
+    blocked = await api.call("PATCH", "users/me", {"name": "X", "current_password": user["password"]}, token=token)
+    problem(blocked, 429, "rate_limited")
+    assert 0 < int(blocked.headers["Retry-After"]) <= get_settings().rate_limit_window_s
+    problem(await api.login(user["email"], user["password"]), 429, "rate_limited")  # one budget for both
+
+
+# email normalisation -------------------------------------------------------------------------------
+
+
+async def test_one_address_however_it_is_written(api: Api) -> None:
+    local = uuid.uuid4().hex[:8]
+    composed = await api.register(email=f"\u00e9{local}@example.com")
+    problem(await api.call("POST", "auth/register", _new(f"E\u0301{local}@example.com")), 409, "email_taken")
+    assert (await api.login(f"e\u0301{local}@EXAMPLE.com", composed["password"])).status == 200
+
+    idn = await api.register(email=f"{local}@b\u00fccher.de")
+    assert idn["email"] == f"{local}@xn--bcher-kva.de"
+    problem(await api.call("POST", "auth/register", _new(f"{local}@xn--bcher-kva.de")), 409, "email_taken")
+    assert (await api.login(f"{local}@xn--bcher-kva.de", idn["password"])).status == 200
+
+    for invisible in ("\u200b", "\u200d", "\u2060", "\u00ad", "\u202e", "\u0007"):
+        reply = await api.call("POST", "auth/register", _new(f"{local}{invisible}@example.com"))
+        problem(reply, 422, "validation_failed")
+        problem(await api.login(f"{local}@example.com{invisible}", "whatever"), 422, "validation_failed")
+
+
+def _new(email: str) -> dict[str, str]:
+    return {"email": email, "password": "correct horse", "name": "N", "role": "student"}
