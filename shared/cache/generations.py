@@ -17,7 +17,9 @@ scripts need because they compute the entry's key from the generation they read.
 
 Generations come from Redis's clock (microseconds) and are forced to grow by at least one, so a
 generation key that was lost (eviction, restart) comes back larger than any generation used before
-and can never re-expose an old entry.
+and can never re-expose an old entry. That is also why a generation key may expire: it lives
+`GENERATION_TTL_MS` past its creation or last bump, far longer than any entry, so namespaces made
+per caller (the login cache's one per email) cannot fill Redis with keys that never go.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+GENERATION_TTL_MS = 86_400_000  # a day; every entry's TTL is minutes
+
 _READ = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then
   local now = redis.call('TIME')
-  redis.call('SET', KEYS[1], now[1] .. string.format('%06d', tonumber(now[2])), 'NX')
+  redis.call('SET', KEYS[1], now[1] .. string.format('%06d', tonumber(now[2])), 'NX', 'PX', GENERATION_TTL_MS)
   gen = redis.call('GET', KEYS[1])
 end
 local key = ARGV[1] .. gen .. ARGV[2]
@@ -49,7 +53,7 @@ local next_gen = tonumber(now[1] .. string.format('%06d', tonumber(now[2])))
 local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
 if gen >= next_gen then next_gen = gen + 1 end
 local text = string.format('%.0f', next_gen)
-redis.call('SET', KEYS[1], text)
+redis.call('SET', KEYS[1], text, 'PX', GENERATION_TTL_MS)
 return text
 """
 
@@ -86,7 +90,12 @@ class _Script:
             return await client.eval(self.source, len(keys), *keys, *args)
 
 
-READ, BUMP, RELEASE = _Script(_READ), _Script(_BUMP), _Script(_RELEASE)
+def _with_generation_ttl(source: str) -> str:
+    return source.replace("GENERATION_TTL_MS", str(GENERATION_TTL_MS))
+
+
+READ, BUMP = _Script(_with_generation_ttl(_READ)), _Script(_with_generation_ttl(_BUMP))
+RELEASE = _Script(_RELEASE)
 ACQUIRE, STORE = _Script(_ACQUIRE), _Script(_STORE)
 STORED, LOCKED, BUSY = 0, 1, 2  # ACQUIRE's answers
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from shared.cache.breaker import CircuitBreaker
 from shared.cache.cache import Cache, Expiring
-from shared.cache.generations import Entry, Keys, refresh_early, unpack
+from shared.cache.generations import GENERATION_TTL_MS, Entry, Keys, refresh_early, unpack
 from shared.config import load_settings
 from shared.resources import make_redis
 from tests.shared.test_cache import CountingLoader, redis_for, unused_port
@@ -248,6 +248,17 @@ async def test_a_lost_generation_key_comes_back_larger_and_never_reexposes_old_e
     assert int(await client.get(Keys(ns, "all").generation)) > before
     await cache.bump(ns)
     assert int(await client.get(Keys(ns, "all").generation)) > before + 1
+
+
+async def test_generation_keys_expire_so_one_per_login_email_cannot_fill_redis(client: Redis) -> None:
+    # Per-email namespaces (the login cache) create a generation key for every address ever tried;
+    # a lost key is harmless (above), so each one lives a day past its last bump, never forever.
+    cache, read_only, bumped = process(client), namespace(), namespace()
+    await cache.get_or_load_versioned(read_only, "all", TTL, CountingLoader(b"v"))
+    await cache.bump(bumped)
+    for ns in (read_only, bumped):
+        ttl_ms = await client.pttl(Keys(ns, "all").generation)
+        assert TTL * 1000 < ttl_ms <= GENERATION_TTL_MS
 
 
 async def test_while_redis_is_down_public_values_come_from_the_process_and_bumps_clear_them() -> None:
