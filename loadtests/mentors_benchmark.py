@@ -9,8 +9,13 @@ from `devhost.services.start_stack("test")`, 1,000 seeded mentors. For each user
 open-loop generator offers users / 1.5 requests/s (1-2 s think time, performance.md §7) to:
 
 - hit:     GET /api/mentors (the default first page; the same cached bytes every time);
-- miss:    GET /api/mentors?min_rating=<unique> (a new cache variant each time: DB query + store);
-- ceiling: GET /api/ceiling/mentors (one Redis GET of the hit's exact bytes, nothing else).
+- ceiling: GET /api/ceiling/mentors (one Redis GET of the hit's exact bytes, nothing else);
+- browse:  what users do: 24 pages (3 sorts x 6 skill filters, and pages 2-4 of two sorts) picked
+           with Zipf weights, while a mentor changes their hourly rate `--writes-per-second` times a
+           second through PUT /api/mentors/me/hourly-rate; every write bumps `mentors:list`, so each
+           page is recomputed once per write (one process recomputes, the others wait for it);
+- miss:    GET /api/mentors?min_rating=<unique> (a new cache variant each time: DB query + store),
+           the worst case no real traffic reaches.
 
 Then a closed-loop probe (64 connections, back to back) measures each one's throughput, so hits
 can be reported as a share of the ceiling. Bounded: every phase lasts `--seconds` (capped at 60).
@@ -24,6 +29,7 @@ import asyncio
 import itertools
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -31,7 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +48,8 @@ import asyncpg
 import redis
 
 from devhost.services import start_stack
-from loadtests.openloop import Result, closed_loop, open_loop
+from loadtests.openloop import Request, Result, Target, closed_loop, open_loop
+from shared.auth.tokens import issue_access_token
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "loadtests" / "ceiling_app"
@@ -82,6 +92,25 @@ async def seed(database_url: str) -> None:
         await conn.close()
 
 
+async def writer_token(database_url: str, signing_key: str) -> str:
+    """An access token of one seeded mentor, as login would issue it (an hour long)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT id, auth_version FROM users WHERE role = 'mentor' ORDER BY id LIMIT 1")
+    finally:
+        await conn.close()
+    assert row is not None
+    return issue_access_token(
+        signing_key,
+        user_id=row["id"],
+        role="mentor",
+        version=row["auth_version"],
+        session_id=uuid.uuid4(),
+        now=int(time.time()),
+        ttl_s=3600,
+    )
+
+
 async def drain(base: str, limit_s: float = 30.0) -> None:
     """Wait (bounded) until the host answers promptly again: the previous phase's queue is gone."""
     deadline, quick = time.perf_counter() + limit_s, 0
@@ -104,27 +133,78 @@ def row(label: str, users: int, result: Result) -> str:
     )
 
 
-async def measure(base: str, users_levels: list[int], seconds: float) -> dict[str, Any]:
+def browse_pages(base: str) -> list[str]:
+    """The pages the browse phase reads, most popular first: first pages of every sort and skill
+    filter, and pages 2-4 of the rating and price sorts (cursors taken from the pages before)."""
+    sorts = ["sort=rating", "sort=newest", "sort=price&currency=INR"]
+    skills = ["", "&skill=python", "&skill=go", "&skill=sql", "&skill=k8s", "&skill=react"]
+    pages = [f"{base}/api/mentors?{sort}{skill}" for skill in skills for sort in sorts]
+    for sort in ("sort=rating", "sort=price&currency=INR"):
+        url = f"{base}/api/mentors?{sort}"
+        for _ in range(3):
+            cursor = json.loads(get(url))["next_cursor"]
+            url = f"{base}/api/mentors?{sort}&cursor={urllib.parse.quote(cursor)}"
+            pages.insert(3, url)
+    return pages
+
+
+def zipf_picker(pages: list[str], seed: int = 7) -> Target:
+    """Request i reads a page drawn with probability proportional to 1 / rank (a fixed seed)."""
+    chooser = random.Random(seed)
+    weights = [1 / rank for rank in range(1, len(pages) + 1)]
+    return lambda _i: chooser.choices(pages, weights)[0]
+
+
+def rate_writer(base: str, token: str) -> Target:
+    """PUT hourly-rate with a new amount each time: a committed write that bumps `mentors:list`."""
+    headers = {"Authorization": f"Bearer {token}"}
+    return lambda i: Request(
+        f"{base}/api/mentors/me/hourly-rate", "PUT", {"amount_minor": 60_000 + i, "currency": "INR"}, headers
+    )
+
+
+async def browse(base: str, plan: Plan, pages: list[str], rate: float, users: int) -> tuple[Result, Result]:
+    reads = open_loop(zipf_picker(pages), rate=rate, seconds=plan.seconds, users=users)
+    if plan.writes_per_second <= 0:
+        return await reads, Result(offered_rps=0.0, seconds=plan.seconds)
+    writes = open_loop(rate_writer(base, plan.writer_token), rate=plan.writes_per_second, seconds=plan.seconds, users=4)
+    read_result, write_result = await asyncio.gather(reads, writes)
+    return read_result, write_result
+
+
+@dataclass(frozen=True)
+class Plan:
+    levels: list[int]  # users
+    seconds: float  # per phase
+    writes_per_second: float  # during browse
+    writer_token: str  # a seeded mentor's access token
+
+
+async def measure(base: str, plan: Plan) -> dict[str, Any]:
     unique = itertools.count(1)
+    pages = browse_pages(base)
     # Misses last at each level: the requests they leave queued would otherwise land on the next phase.
-    targets = {
+    targets: dict[str, Target] = {
         "hit": lambda _i: f"{base}/api/mentors",
         "ceiling": lambda _i: f"{base}/api/ceiling/mentors",
         # a min_rating no earlier request used: a new cache variant, so a database query every time
         "miss": lambda _i: f"{base}/api/mentors?min_rating={next(unique) / 1e9:.9f}",
     }
     open_results: dict[str, dict[str, Result]] = {}
-    for users in users_levels:
+    for users in plan.levels:
         rate = users / 1.5
-        open_results[str(users)] = {}
+        level = open_results[str(users)] = {}
         for label, url_for in targets.items():
+            if label == "miss":  # browse before the misses (see above)
+                await drain(base)
+                level["browse"], level["browse writes"] = await browse(base, plan, pages, rate, users)
             await drain(base)
             await open_loop(url_for, rate=min(rate, 200), seconds=1, users=users)  # warm connections and caches
-            open_results[str(users)][label] = await open_loop(url_for, rate=rate, seconds=seconds, users=users)
+            level[label] = await open_loop(url_for, rate=rate, seconds=plan.seconds, users=users)
     closed = {}
     for label, url_for in targets.items():
         await drain(base)
-        closed[label] = await closed_loop(url_for, connections=64, seconds=seconds)
+        closed[label] = await closed_loop(url_for, connections=64, seconds=plan.seconds)
     return {"open": open_results, "closed": closed}
 
 
@@ -137,9 +217,7 @@ def wait_until_started(log: Path, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-def serve_and_measure(
-    processes: int, env: dict[str, str], redis_url: str, levels: list[int], seconds: float
-) -> dict[str, Any]:
+def serve_and_measure(processes: int, env: dict[str, str], redis_url: str, plan: Plan) -> dict[str, Any]:
     """A fresh devhost with `processes` host processes, measured at every level, then stopped."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -156,7 +234,7 @@ def serve_and_measure(
                 client.set("bench:ceiling", hit_bytes)
             assert get(f"{base}/api/ceiling/mentors") == hit_bytes
             load_before = os.getloadavg()[0]
-            figures = asyncio.run(measure(base, levels, seconds))
+            figures = asyncio.run(measure(base, plan))
             health = json.loads(get(f"{base}/api/health"))
         finally:
             proc.send_signal(signal.SIGINT)
@@ -189,20 +267,21 @@ def print_summary(runs: dict[int, dict[str, Any]]) -> None:
     print(f"\n#### Side by side (baseline: the {min(runs)}-process ceiling of this run, {baseline:.0f} req/s)\n")
     print(
         "| processes | ceiling req/s | ceiling / baseline | hit req/s | hit / same ceiling | hit / baseline "
-        "| miss req/s | 1,000 users hit success, p97.5 | 2,000 users hit success, p97.5 |"
+        "| miss req/s | 1,000 users hit | 2,000 users hit | 1,000 users browse | 2,000 users browse |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for processes, run in runs.items():
         closed: dict[str, Result] = run["closed"]
         ceiling, hit = closed["ceiling"].achieved_rps, closed["hit"].achieved_rps
 
-        def level(users: str, run: dict[str, Any] = run) -> str:
-            result = run["open"].get(users, {}).get("hit")
-            return "-" if result is None else f"{100 * result.success:.2f} %, {result.percentile(97.5):.1f} ms"
+        def level(users: str, label: str, run: dict[str, Any] = run) -> str:
+            result = run["open"].get(users, {}).get(label)
+            return "-" if result is None else f"{100 * result.success:.2f} %, p97.5 {result.percentile(97.5):.1f} ms"
 
         print(
             f"| {processes} | {ceiling:.0f} | {ceiling / baseline:.2f} | {hit:.0f} | {hit / ceiling:.2f} | "
-            f"{hit / baseline:.2f} | {closed['miss'].achieved_rps:.0f} | {level('1000')} | {level('2000')} |"
+            f"{hit / baseline:.2f} | {closed['miss'].achieved_rps:.0f} | {level('1000', 'hit')} | "
+            f"{level('2000', 'hit')} | {level('1000', 'browse')} | {level('2000', 'browse')} |"
         )
 
 
@@ -211,9 +290,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--users", default="500,1000,2000")
     parser.add_argument("--processes", default="1,2", help="devhost process counts to compare in this run")
+    parser.add_argument("--writes-per-second", type=float, default=2.0, help="hourly-rate writes during browse")
     args = parser.parse_args()
     seconds = min(args.seconds, 60)
     levels = [int(u) for u in args.users.split(",")][:5]
+    writes = min(max(args.writes_per_second, 0.0), 50.0)
     counts = [min(max(int(p), 1), 4) for p in args.processes.split(",")][:3]
     stack = start_stack("test")
     try:
@@ -228,12 +309,15 @@ def main() -> int:
         }
         subprocess.run([sys.executable, "-m", "shared.db.migrate"], cwd=ROOT, env=env, check=True)
         asyncio.run(seed(stack.database_url))
-        runs = {count: serve_and_measure(count, env, stack.redis_url, levels, seconds) for count in counts}
+        token = asyncio.run(writer_token(stack.database_url, env["JWT_SIGNING_KEY"]))
+        plan = Plan(levels, seconds, writes, token)
+        runs = {count: serve_and_measure(count, env, stack.redis_url, plan) for count in counts}
     finally:
         stack.stop()
 
     payload = runs[counts[0]]["payload"]
-    print(f"{MENTORS} mentors seeded; the hit/ceiling payload is {payload:,} bytes; {seconds:.0f} s per phase")
+    print(f"{MENTORS} mentors seeded; the hit/ceiling payload is {payload:,} bytes; {seconds:.0f} s per phase;")
+    print(f"browse: {writes:g} hourly-rate writes/s beside the reads")
     for processes, run in runs.items():
         print_run(processes, run)
     print_summary(runs)
