@@ -124,6 +124,7 @@ class Cache:
         self._write_deadline_s = write_deadline_s
         self._write_retry_pause_s = write_retry_pause_s
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._lock_token = secrets.token_hex(8)  # names this process as a versioned entry's loader
         self._generations: dict[str, int] = {}
         self._pending_invalidations: set[str] = set()
         self._pending_bumps: set[str] = set()
@@ -178,7 +179,8 @@ class Cache:
         """
         self._log_stats_now_and_then()
         keys = Keys(namespace, variant)
-        reply = await self._call(lambda client: generations.READ(client, [keys.generation], keys.read_args()))
+        read_args = keys.read_args(self._lock_token, self._lock_ttl_ms)
+        reply = await self._call(lambda client: generations.READ(client, [keys.generation], read_args))
         if isinstance(reply, _Unavailable):
             return await self._load_without_redis(keys, ttl_s, load, public=public and reply is _UNAVAILABLE)
         entry = generations.parse_read(reply)
@@ -191,8 +193,9 @@ class Cache:
             return entry.value
         self.stats.misses += 1
         logger.debug("cache miss %s", keys.entry(entry.generation))
-        generation = entry.generation
-        return await self._load_once(keys.entry(generation), lambda: self._fill(keys, generation, ttl_s, load))
+        # The first caller runs the load for every concurrent miss of this entry here: it loads when
+        # its read found the lock free or this process's, else it waits for whoever holds it.
+        return await self._load_once(keys.entry(entry.generation), lambda: self._fill(keys, entry, ttl_s, load))
 
     async def bump(self, *namespaces: str) -> None:
         """Make every entry of `namespaces` unreachable; call it after the write has committed."""
@@ -204,18 +207,11 @@ class Cache:
             if not await self._reach(lambda client: generations.BUMP(client, [generation_key], [])):  # noqa: B023
                 self._pending_bumps.add(namespace)
 
-    async def _fill(self, keys: Keys, generation: str, ttl_s: int, load: VersionedLoader) -> bytes:
-        token = secrets.token_hex(8)
-        entry_key, lock = keys.entry(generation), keys.lock(generation)
-        reply = await self._call(
-            lambda client: generations.ACQUIRE(client, [entry_key, lock], [token, str(self._lock_ttl_ms)])
-        )
-        if isinstance(reply, list) and reply[0] == generations.STORED:
-            return generations.unpack(reply[1])[1]  # the previous holder stored it after our read
-        if not isinstance(reply, list) or reply[0] == generations.LOCKED:
-            # Ours to compute (or Redis just went away: compute here rather than wait on nothing).
-            return await self._compute(keys, generation, ttl_s, load, token)
+    async def _fill(self, keys: Keys, entry: generations.Entry, ttl_s: int, load: VersionedLoader) -> bytes:
+        if entry.locked:
+            return await self._compute(keys, entry.generation, ttl_s, load, self._lock_token)
         self.stats.lock_waits += 1
+        entry_key = keys.entry(entry.generation)
         deadline = time.monotonic() + self._lock_wait_s
         while time.monotonic() < deadline:
             await asyncio.sleep(self._lock_poll_s)
@@ -224,12 +220,15 @@ class Cache:
                 return generations.unpack(stored)[1]
             if isinstance(stored, _Unavailable):
                 break
-        # The lock holder is slow or gone: load it ourselves rather than fail the request.
-        return await self._compute(keys, generation, ttl_s, load, None)
+        # The lock holder is slow or gone: load it ourselves rather than fail the request. Our token
+        # still releases the lock if a later read of this process took it while we waited.
+        return await self._compute(keys, entry.generation, ttl_s, load, self._lock_token)
 
     async def _refresh_early(
         self, keys: Keys, entry: generations.Entry, ttl_s: int, load: VersionedLoader
     ) -> bytes | None:
+        # A token of the refresh's own, not the process's: a miss here while it runs (the entry
+        # expired meanwhile) waits for its result instead of loading beside it.
         token = secrets.token_hex(8)
         lock, entry_key = keys.lock(entry.generation), keys.entry(entry.generation)
         won = await self._call(lambda client: client.set(lock, token, nx=True, px=self._lock_ttl_ms))
@@ -242,23 +241,18 @@ class Cache:
         self.stats.early_refreshes += 1
         return await self._compute(keys, entry.generation, ttl_s, load, token)
 
-    async def _compute(
-        self, keys: Keys, generation: str, ttl_s: int, load: VersionedLoader, token: str | None
-    ) -> bytes:
+    async def _compute(self, keys: Keys, generation: str, ttl_s: int, load: VersionedLoader, token: str) -> bytes:
+        """Load and store the entry, then release its lock if `token` holds it."""
         entry_key, lock = keys.entry(generation), keys.lock(generation)
         try:
             loaded = await _timed_load(load, ttl_s)
         except BaseException:
-            if token is not None:
-                await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
+            await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
             raise
         ttl_ms = math.floor(loaded.keep_s * 1000)
         stored = generations.pack(max(1, round(loaded.load_s * 1000)), loaded.value)
         if ttl_ms <= 0:  # stale already: nothing to keep, only the lock to give back
-            if token is not None:
-                await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
-        elif token is None:
-            await self._call(lambda client: client.set(entry_key, stored, px=ttl_ms))
+            await self._call(lambda client: generations.RELEASE(client, [lock], [token]))
         else:
             await self._call(lambda client: generations.STORE(client, [entry_key, lock], [stored, str(ttl_ms), token]))
         return loaded.value

@@ -12,6 +12,13 @@ and its entry in one script call, so a read that starts after the bump was ackno
 see entries loaded after the write: there is no window in which a slow loader puts pre-write data
 back under the key readers use, unlike delete-after-write (performance.md §5.1).
 
+On a miss the same call takes the entry's lock if it is free, and answers whether the caller's
+process holds it (then it recomputes the entry and stores it, releasing the lock, in a second
+call) or another process does (then it waits for the entry). A miss thus costs two round trips.
+The lock's token names the process, not the caller: concurrent misses of one entry in a process
+share one load, and whichever caller runs it stores and releases the lock whichever caller's read
+took.
+
 The braces are a Redis Cluster hash tag: every key of a namespace lives in one slot, which the
 scripts need because they compute the entry's key from the generation they read.
 
@@ -43,8 +50,12 @@ if not gen then
 end
 local key = ARGV[1] .. gen .. ARGV[2]
 local value = redis.call('GET', key)
-if not value then return {gen} end
-return {gen, value, redis.call('PTTL', key)}
+if value then return {gen, value, redis.call('PTTL', key)} end
+local lock = ARGV[3] .. gen .. ARGV[2]
+if redis.call('SET', lock, ARGV[4], 'NX', 'PX', ARGV[5]) or redis.call('GET', lock) == ARGV[4] then
+  return {gen, 1}
+end
+return {gen, 0}
 """
 
 _BUMP = """
@@ -55,14 +66,6 @@ if gen >= next_gen then next_gen = gen + 1 end
 local text = string.format('%.0f', next_gen)
 redis.call('SET', KEYS[1], text, 'PX', GENERATION_TTL_MS)
 return text
-"""
-
-# A miss: the entry if another process stored it meanwhile, else the lock if it is free.
-_ACQUIRE = """
-local value = redis.call('GET', KEYS[1])
-if value then return {0, value} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
-return {2}
 """
 
 # Store a recomputed entry (TTL in ms) and release our lock in one round trip.
@@ -95,9 +98,7 @@ def _with_generation_ttl(source: str) -> str:
 
 
 READ, BUMP = _Script(_with_generation_ttl(_READ)), _Script(_with_generation_ttl(_BUMP))
-RELEASE = _Script(_RELEASE)
-ACQUIRE, STORE = _Script(_ACQUIRE), _Script(_STORE)
-STORED, LOCKED, BUSY = 0, 1, 2  # ACQUIRE's answers
+RELEASE, STORE = _Script(_RELEASE), _Script(_STORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,9 @@ class Keys:
     def lock(self, generation: str) -> str:
         return f"{{{self.namespace}}}:lock:g{generation}:{self.variant}"
 
-    def read_args(self) -> list[str | bytes]:
-        return [f"{{{self.namespace}}}:g", f":{self.variant}"]
+    def read_args(self, token: str, lock_ttl_ms: int) -> list[str | bytes]:
+        """READ's arguments: how to name the entry and its lock, and the lock to take on a miss."""
+        return [f"{{{self.namespace}}}:g", f":{self.variant}", f"{{{self.namespace}}}:lock:g", token, str(lock_ttl_ms)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class Entry:
     value: bytes | None = None
     recompute_ms: int = 0
     ttl_ms: int = 0
+    locked: bool = False  # a miss whose lock the reader's process holds: it is this process's to load
 
 
 def parse_read(reply: object) -> Entry:
@@ -132,7 +135,7 @@ def parse_read(reply: object) -> Entry:
     assert isinstance(reply, list)
     generation = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
     if len(reply) < 3:
-        return Entry(generation)
+        return Entry(generation, locked=reply[1] == 1)
     recompute_ms, value = unpack(reply[1])
     return Entry(generation, value, recompute_ms, int(reply[2]))
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from shared.cache import generations
 from shared.cache.breaker import CircuitBreaker
 from shared.cache.cache import Cache, Expiring
 from shared.cache.generations import GENERATION_TTL_MS, Entry, Keys, refresh_early, unpack
@@ -196,6 +198,137 @@ async def test_concurrent_misses_in_many_processes_run_one_load(client: Redis) -
     )
     assert set(values) == {b"1"}
     assert database.loads == 2
+
+
+class CountingRedis(Redis):
+    """The real client, sharing `redis`'s pool, that records the commands it sends: one round trip
+    each (the cache sends no pipelines), with a script call named by its script's SHA1."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(connection_pool=redis.connection_pool)
+        self.sent: list[str] = []
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(str(args[1]) if args[0] == "EVALSHA" else str(args[0]))
+        return await super().execute_command(*args, **options)
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], limit_s: float = 10.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not await condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_miss_costs_two_round_trips_and_a_hit_one(client: Redis) -> None:
+    counting = CountingRedis(client)
+    cache, ns = process(counting), namespace()
+    await cache.get_or_load_versioned(namespace(), "warm", TTL, CountingLoader())  # loads the scripts into Redis
+    counting.sent.clear()
+    assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"v1")) == b"v1"
+    assert counting.sent == [generations.READ.sha, generations.STORE.sha]  # the read takes the lock
+    counting.sent.clear()
+    assert await cache.get_or_load_versioned(ns, "all", TTL, CountingLoader(b"v2")) == b"v1"
+    assert counting.sent == [generations.READ.sha]
+    generation = (await client.get(Keys(ns, "all").generation)).decode()
+    assert not await client.exists(Keys(ns, "all").lock(generation))  # the store released it
+
+
+async def test_concurrent_misses_in_one_process_take_one_lock_and_release_it(client: Redis) -> None:
+    counting = CountingRedis(client)
+    cache, ns, database = process(counting), namespace(), Database()
+    values = await asyncio.gather(
+        *(cache.get_or_load_versioned(ns, "all", TTL, database.loader(delay_s=0.05)) for _ in range(30))
+    )
+    assert set(values) == {b"0"} and database.loads == 1
+    assert cache.stats.lock_waits == 0  # every read found the lock free or this process's
+    assert counting.sent.count(generations.STORE.sha) == 1
+    generation = (await client.get(Keys(ns, "all").generation)).decode()
+    assert not await client.exists(Keys(ns, "all").lock(generation))
+
+
+async def test_a_process_waiting_on_the_lock_gets_the_value_its_holder_stores(client: Redis) -> None:
+    database, ns, gate = Database(), namespace(), asyncio.Event()
+    holder, waiter = process(client), process(client, lock_wait_s=60)
+    holding = asyncio.create_task(holder.get_or_load_versioned(ns, "all", TTL, database.loader(gate=gate)))
+    await database.snapshot_taken.wait()  # the holder's read took the lock and its load is running
+    waiter_load = CountingLoader(b"waiter's own load")
+    waiting = asyncio.create_task(waiter.get_or_load_versioned(ns, "all", TTL, waiter_load))
+
+    async def waiting_on_the_lock() -> bool:
+        return waiter.stats.lock_waits == 1
+
+    await wait_until(waiting_on_the_lock)
+    assert not waiting.done()
+    database.version = 1  # the holder's load saw version 0; the waiter must get that, not load itself
+    gate.set()
+    assert await holding == b"0"
+    assert await waiting == b"0"
+    assert waiter_load.calls == 0 and database.loads == 1
+    assert (waiter.stats.misses, holder.stats.lock_waits) == (1, 0)
+
+
+async def test_a_lock_left_by_a_crashed_holder_expires_and_the_entry_is_recomputed(client: Redis) -> None:
+    cache, ns = process(client, lock_wait_s=60), namespace()
+    keys = Keys(ns, "all")
+    # A process whose read took the lock (for 200 ms) and that died before storing the entry.
+    crashed = generations.parse_read(
+        await generations.READ(client, [keys.generation], keys.read_args("crashed-process", 200))
+    )
+    assert crashed.value is None and crashed.locked
+    lock = keys.lock(crashed.generation)
+    assert await client.get(lock) == b"crashed-process"
+
+    async def lock_expired() -> bool:
+        return not await client.exists(lock)
+
+    await wait_until(lock_expired)
+    load = CountingLoader(b"recomputed")
+    assert await cache.get_or_load_versioned(ns, "all", TTL, load) == b"recomputed"
+    assert load.calls == 1 and cache.stats.lock_waits == 0  # no wait: the read took the free lock
+    assert unpack(await client.get(keys.entry(crashed.generation)))[1] == b"recomputed"
+    assert not await client.exists(lock)
+
+
+async def test_a_lock_a_later_read_took_while_the_first_waited_is_released_by_the_load(client: Redis) -> None:
+    """The first miss waits on another process's lock; that process gives the lock up without a
+    value (its load failed) and a second miss here takes it, then shares the first one's load. The
+    lock must not outlive that load, or every other process would wait on it for nothing."""
+    cache, ns = process(client, lock_wait_s=0.3), namespace()
+    keys = Keys(ns, "all")
+    generation = generations.parse_read(await generations.READ(client, [keys.generation], keys.read_args("x", 1)))
+    lock = keys.lock(generation.generation)
+    await client.set(lock, "other-process", px=60_000)
+    load = CountingLoader(b"v", delay_s=0.05)
+    first = asyncio.create_task(cache.get_or_load_versioned(ns, "all", TTL, load))
+
+    async def first_waits() -> bool:
+        return cache.stats.lock_waits == 1
+
+    await wait_until(first_waits)
+    await client.delete(lock)  # the other process released it without storing
+    second = asyncio.create_task(cache.get_or_load_versioned(ns, "all", TTL, load))
+
+    async def second_took_the_lock() -> bool:
+        return bool(await client.exists(lock))
+
+    await wait_until(second_took_the_lock)
+    assert await asyncio.gather(first, second) == [b"v", b"v"]
+    assert load.calls == 1
+    assert not await client.exists(lock)
+
+
+async def test_a_failed_load_releases_the_lock_for_the_next_process(client: Redis) -> None:
+    failing, next_process, ns = process(client), process(client, lock_wait_s=60), namespace()
+
+    async def fail() -> bytes:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        await failing.get_or_load_versioned(ns, "all", TTL, fail)
+    load = CountingLoader(b"v")
+    assert await next_process.get_or_load_versioned(ns, "all", TTL, load) == b"v"
+    assert load.calls == 1 and next_process.stats.lock_waits == 0
 
 
 async def test_a_hot_entry_about_to_expire_is_refreshed_once_while_others_get_the_current_value(
