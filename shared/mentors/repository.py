@@ -19,7 +19,6 @@ from shared.mentors.models import (
     MentorPrivate,
     MentorQuery,
     MentorStats,
-    MentorSummary,
     MentorUpdate,
     Money,
 )
@@ -59,22 +58,6 @@ def _private(row: asyncpg.Record) -> MentorPrivate:
         created_at=row["created_at"],
         upi_id=row["upi_id"],
         is_active=row["is_active"],
-    )
-
-
-def summary_from_row(row: asyncpg.Record) -> MentorSummary:
-    """A row of `list_mentors` as the public list entry."""
-    return MentorSummary(
-        id=row["id"],
-        name=row["name"],
-        headline=row["headline"],
-        skills=row["skills"],
-        languages=row["languages"],
-        years_experience=row["years_experience"],
-        timezone=row["timezone"],
-        hourly_rate=Money(amount_minor=row["hourly_rate_minor"], currency=row["currency"]),
-        stats=MentorStats(rating_average=float(row["rating"]), rating_count=row["rating_count"]),
-        created_at=row["created_at"],
     )
 
 

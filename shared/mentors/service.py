@@ -25,6 +25,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.http.cursor import InvalidCursor, Keyset
 from shared.mentors import repository
 from shared.mentors.availability import DateOverride, Schedule, WeeklyHours, generate_slots
+from shared.mentors.discovery_page import page_json
 from shared.mentors.models import (
     AmountMinor,
     Availability,
@@ -33,7 +34,6 @@ from shared.mentors.models import (
     MentorPrivate,
     MentorPublic,
     MentorQuery,
-    MentorsPage,
     MentorUpdate,
     Money,
     Slot,
@@ -263,8 +263,9 @@ def _variant(query: MentorQuery) -> str:
 async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> bytes:
     """GET /api/mentors: listed mentors with their stats, filtered and sorted, one keyset page.
 
-    Returns the JSON bytes, from `mentors:list` (5 min) when cached. Pages follow a total order
-    (the sort key, then the id), so paging never skips or repeats a mentor that did not change.
+    Returns the JSON bytes of a `MentorsPage`, from `mentors:list` (5 min) when cached. Pages follow
+    a total order (the sort key, then the id), so paging never skips or repeats a mentor that did not
+    change.
     """
     after = _decode_cursor(query)
 
@@ -277,10 +278,6 @@ async def list_mentors(database: Database, cache: Cache, query: MentorQuery) -> 
             last = page[-1]
             key = last[repository.SORT_KEY_COLUMN[query.sort]]
             next_cursor = DISCOVERY_CURSORS[query.sort].encode((query.sort, key, last["id"], _filters_digest(query)))
-        return (
-            MentorsPage(data=[repository.summary_from_row(r) for r in page], next_cursor=next_cursor)
-            .model_dump_json()
-            .encode()
-        )
+        return page_json(page, next_cursor)
 
     return await cache.get_or_load_versioned(LIST_NAMESPACE, _variant(query), LIST_TTL_S, load, public=True)
