@@ -14,6 +14,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL:
+    a round trip per request): the app leaves no session state on a pooled connection, which
+    tests/shared/test_pool_session_state.py guards. asyncpg still rolls back an open transaction."""
+
+
 async def create_pool(settings: Settings) -> asyncpg.Pool:
     """A pool sized and tuned by settings; json/jsonb columns map to Python values."""
     return await asyncpg.create_pool(
@@ -25,4 +31,5 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         command_timeout=settings.db_command_timeout_s,
         statement_cache_size=settings.statement_cache_size,
         init=_init_connection,
+        reset=_keep_session,
     )
