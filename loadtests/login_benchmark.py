@@ -6,7 +6,7 @@ One run measures:
 
 1. the bcrypt ceiling: `checkpw` per second on one thread x cores (and with one thread per core in
    parallel), at the app's cost, before the phases and again after them;
-2. four phases, each on a fresh devhost process (the app as the Functions host serves it) with the
+2. five phases, each on a fresh devhost process (the app as the Functions host serves it) with the
    same private PostgreSQL/Redis/Azurite from `devhost.services.start_stack("test")`, all on
    127.0.0.1, driven by the open-loop generator of `openloop.py` (request i is due at
    start + i / rate whatever happened to earlier ones; latency counts from that due time):
@@ -14,7 +14,10 @@ One run measures:
      (cache hit) at 100/s;
    - login alone with LOGIN_ADMISSION_SHARE=1.0, logins offered at 2 x the ceiling;
    - login alone with the default share (0.7), the same offer;
-   - mixed: the baseline streams plus the same login offer, default share.
+   - mixed: the baseline streams plus the same login offer, default share;
+   - interleaved: on one host, the baseline streams throughout and the login offer switched off and
+     on in alternating 5 s windows (`--seconds` of each), so the other endpoints' p99 with and
+     without login load is compared under the same machine conditions, not minutes apart.
 
 A 503 with Retry-After is shedding (reported apart, with its own latency); a 503 without it, any
 other status and client timeouts (10 s) are failures. `--env` applies settings to every phase (to
@@ -52,6 +55,8 @@ ACCOUNTS = 20
 ME_RATE, UI_RATE = 300.0, 100.0
 LOGIN_OFFER = 2.0  # logins offered, as a multiple of the ceiling (performance.md §8, test 9)
 MAX_CONNECTIONS = 200
+SETTLE_S = 3.0  # past BCRYPT_MAX_WAIT_SECONDS (2 s): every queued hash is done or shed by then
+WINDOW_S = 5.0  # one login-off or login-on window of the interleaved phase
 
 
 def bcrypt_ceiling(cost: int, threads: int, seconds: float = 5.0) -> dict[str, float]:
@@ -156,6 +161,53 @@ async def run_phase(
     return dict(zip(chosen, results, strict=True))
 
 
+def merged(results: list[Result]) -> Result:
+    """One Result holding every request of `results` (windows of one stream), over their total time."""
+    total = Result(offered_rps=results[0].offered_rps, seconds=sum(r.seconds for r in results))
+    for r in results:
+        total.latencies_ms += r.latencies_ms
+        total.shed_latencies_ms += r.shed_latencies_ms
+        total.failures += r.failures
+        total.generator_cpu_s += r.generator_cpu_s
+        for status, count in r.statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + count
+    return total
+
+
+async def run_interleaved(
+    base: str, fixture: dict[str, Any], login_rate: float, seconds: float, window: float
+) -> dict[str, Result]:
+    """The other endpoints without and with login load in alternating windows on one host.
+
+    Two phases minutes apart compare two states of the machine as much as two loads (the baseline
+    p99 alone moves 2x between runs here). Alternating `window`-second windows, login off then on,
+    for `seconds` of each, puts both under the same conditions. After each login window the other
+    streams run unmeasured for SETTLE_S, until the queued hashes are done or shed, so no login work
+    spills into a measured login-off window.
+    """
+    chosen = streams(base, fixture, ["GET users/me", "GET admin/ui-config", "login"], login_rate)
+    others = {name: stream for name, stream in chosen.items() if name != "login"}
+    await asyncio.gather(*(open_loop(t, rate=r, seconds=2, users=MAX_CONNECTIONS) for t, r in others.values()))
+    windows: dict[str, list[Result]] = {}
+    for _ in range(max(1, round(seconds / window))):
+        for login_on in (False, True):
+            running = chosen if login_on else others
+            results = await asyncio.gather(
+                *(
+                    open_loop(t, rate=r, seconds=window, users=MAX_CONNECTIONS, shed_ok=name == "login")
+                    for name, (t, r) in running.items()
+                )
+            )
+            for name, result in zip(running, results, strict=True):
+                key = name if name == "login" else f"{name} (login {'on' if login_on else 'off'})"
+                windows.setdefault(key, []).append(result)
+            if login_on:
+                await asyncio.gather(
+                    *(open_loop(t, rate=r, seconds=SETTLE_S, users=MAX_CONNECTIONS) for t, r in others.values())
+                )
+    return {name: merged(results) for name, results in sorted(windows.items())}
+
+
 def seed(base: str) -> dict[str, Any]:
     accounts, tokens = [], []
     for i in range(ACCOUNTS):
@@ -192,13 +244,33 @@ def rows(label: str, results: dict[str, Result]) -> list[str]:
     return out
 
 
+def print_ratios(results: dict[str, dict[str, Result]]) -> None:
+    """The other endpoints' p99 with login load over their p99 without it, for each way measured."""
+    pairs = []
+    if "baseline (other endpoints alone)" in results and "mixed (share 0.7)" in results:
+        without, with_ = results["baseline (other endpoints alone)"], results["mixed (share 0.7)"]
+        pairs += [(f"{name}, mixed / baseline phases", without[name], with_[name]) for name in without]
+    for label, phase in results.items():
+        pairs += [
+            (f"{name[: -len(' (login off)')]}, {label}", result, phase[name.replace("(login off)", "(login on)")])
+            for name, result in phase.items()
+            if name.endswith("(login off)")
+        ]
+    if pairs:
+        print("\n| other endpoint p99: with login load / without | without ms | with ms | ratio |")
+        print("| --- | --- | --- | --- |")
+    for title, without_load, with_load in pairs:
+        before, after = without_load.percentile(99), with_load.percentile(99)
+        print(f"| {title} | {fmt(before)} | {fmt(after)} | {after / before:.2f}x |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--cost", type=int, default=12)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every phase's host")
     parser.add_argument("--pin-generator", type=int, default=None, help="CPU to pin the generator to")
-    parser.add_argument("--phases", default="baseline,alone-1.0,alone,mixed")
+    parser.add_argument("--phases", default="baseline,alone-1.0,alone,mixed,interleaved")
     args = parser.parse_args()
     seconds = min(args.seconds, 120)
     cores = len(os.sched_getaffinity(0))
@@ -211,6 +283,7 @@ def main() -> int:
         "alone-1.0": ("login alone, share 1.0", {"LOGIN_ADMISSION_SHARE": "1.0"}, ["login"]),
         "alone": ("login alone, default share 0.7", {}, ["login"]),
         "mixed": ("mixed (share 0.7)", {}, ["GET users/me", "GET admin/ui-config", "login"]),
+        "interleaved": ("interleaved (share 0.7, login off/on)", {}, []),
     }
     stack = start_stack("test")
     results: dict[str, dict[str, Result]] = {}
@@ -245,14 +318,20 @@ def main() -> int:
                 affinity = os.sched_getaffinity(0)
                 if args.pin_generator is not None:
                     os.sched_setaffinity(0, {args.pin_generator})
-                cpu_app, cpu_gen = process_cpu_s(app.proc.pid), time.process_time()
+                cpu_app, cpu_gen, started = process_cpu_s(app.proc.pid), time.process_time(), time.monotonic()
                 try:
-                    results[label] = asyncio.run(run_phase(app.base, fixture, kinds, login_rate, seconds))
+                    phase = (
+                        run_interleaved(app.base, fixture, login_rate, seconds, WINDOW_S)
+                        if key == "interleaved"
+                        else run_phase(app.base, fixture, kinds, login_rate, seconds)
+                    )
+                    results[label] = asyncio.run(phase)
                 finally:
                     os.sched_setaffinity(0, affinity)
+                elapsed = time.monotonic() - started
                 phase_info[label] = {
-                    "app_cpu": (process_cpu_s(app.proc.pid) - cpu_app) / seconds,
-                    "generator_cpu": (time.process_time() - cpu_gen) / seconds,
+                    "app_cpu": (process_cpu_s(app.proc.pid) - cpu_app) / elapsed,
+                    "generator_cpu": (time.process_time() - cpu_gen) / elapsed,
                     "loadavg_after": os.getloadavg()[0],
                 }
                 print(f"{label}: done, load average {os.getloadavg()}", flush=True)
@@ -273,6 +352,7 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, phase in results.items():
         print("\n".join(rows(label, phase)))
+    print_ratios(results)
     print("\n| phase | devhost CPU (cores) | generator CPU (cores) | 1-min load average after |")
     print("| --- | --- | --- | --- |")
     for label, info in phase_info.items():
