@@ -138,14 +138,17 @@ def browse_pages(base: str) -> list[str]:
     filter, and pages 2-4 of the rating and price sorts (cursors taken from the pages before)."""
     sorts = ["sort=rating", "sort=newest", "sort=price&currency=INR"]
     skills = ["", "&skill=python", "&skill=go", "&skill=sql", "&skill=k8s", "&skill=react"]
-    pages = [f"{base}/api/mentors?{sort}{skill}" for skill in skills for sort in sorts]
+    first_pages = [f"{base}/api/mentors?{sort}{skill}" for skill in skills for sort in sorts]
+    later_pages: dict[str, list[str]] = {}
     for sort in ("sort=rating", "sort=price&currency=INR"):
         url = f"{base}/api/mentors?{sort}"
         for _ in range(3):
             cursor = json.loads(get(url))["next_cursor"]
             url = f"{base}/api/mentors?{sort}&cursor={urllib.parse.quote(cursor)}"
-            pages.insert(3, url)
-    return pages
+            later_pages.setdefault(sort, []).append(url)
+    # unfiltered first pages, then pages 2, 3 and 4 of the two sorts, then the skill filters
+    deeper = [later_pages[sort][depth] for depth in range(3) for sort in later_pages]
+    return first_pages[:3] + deeper + first_pages[3:]
 
 
 def zipf_picker(pages: list[str], seed: int = 7) -> Target:
