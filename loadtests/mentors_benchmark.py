@@ -171,8 +171,7 @@ async def browse(base: str, plan: Plan, pages: list[str], rate: float, users: in
     if plan.writes_per_second <= 0:
         return await reads, Result(offered_rps=0.0, seconds=plan.seconds)
     writes = open_loop(rate_writer(base, plan.writer_token), rate=plan.writes_per_second, seconds=plan.seconds, users=4)
-    read_result, write_result = await asyncio.gather(reads, writes)
-    return read_result, write_result
+    return await asyncio.gather(reads, writes)
 
 
 @dataclass(frozen=True)
