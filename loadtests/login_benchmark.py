@@ -1,6 +1,6 @@
 """Login benchmark through devhost: logins/s and latency beside this machine's bcrypt ceiling.
 
-    .venv/bin/python -m loadtests.login_benchmark [--seconds 30] [--env BCRYPT_NICE=0] [--pin-generator 0]
+    .venv/bin/python -m loadtests.login_benchmark [--seconds 30] [--env BCRYPT_NICE=0] [--app-cpus 1]
 
 One run measures:
 
@@ -22,7 +22,10 @@ One run measures:
 A 503 with Retry-After is shedding (reported apart, with its own latency); a 503 without it, any
 other status and client timeouts (10 s) are failures. `--env` applies settings to every phase (to
 compare variants); `--pin-generator CPU` pins the generator to that CPU during the phases (the
-server keeps every core: bcrypt needs them all to reach the ceiling). Bounded: every phase lasts
+server keeps every core: bcrypt needs them all to reach the ceiling). `--app-cpus 1` gives devhost
+and its bcrypt threads CPU 1 and everything else (PostgreSQL, Redis, Azurite, the generator) the
+other CPUs: the app's machine runs only the app, as deployed; the ceiling is then that of the
+app's CPUs. Bounded: every phase lasts
 `--seconds` (capped at 120); nothing leaves loopback. Prints Markdown and the raw figures as JSON.
 """
 
@@ -35,12 +38,15 @@ import math
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +85,16 @@ def bcrypt_ceiling(cost: int, threads: int, seconds: float = 5.0) -> dict[str, f
     return {"per_core": per_core, "cores": float(threads), "ceiling": per_core * threads, "parallel": parallel}
 
 
+def bcrypt_ceiling_on(cpus: set[int], cost: int) -> dict[str, float]:
+    """bcrypt_ceiling measured on `cpus`, with one thread per CPU."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        return bcrypt_ceiling(cost, len(cpus))
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -86,13 +102,21 @@ def free_port() -> int:
 
 
 def call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    """One set-up request; a shed login (503 + Retry-After) is retried when the app says."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"{base}/api/{path}", data=data, method=method, headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback only)
-        return json.loads(response.read() or b"null")
+    for _ in range(10):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback only)
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or exc.headers.get("Retry-After") is None:
+                raise
+            time.sleep(float(exc.headers["Retry-After"]))
+    raise RuntimeError(f"{method} {path}: still shed after 10 attempts")
 
 
 def process_cpu_s(pid: int) -> float:
@@ -104,7 +128,7 @@ def process_cpu_s(pid: int) -> float:
 class App:
     """devhost serving the app on a free loopback port with `env`."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, cpus: set[int]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         with log.open("w") as log_file:  # the host logs every invocation, as the Functions host does
@@ -114,6 +138,7 @@ class App:
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
+                preexec_fn=lambda: os.sched_setaffinity(0, cpus),
             )
         for _ in range(300):
             try:
@@ -174,9 +199,26 @@ def merged(results: list[Result]) -> Result:
     return total
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far in USER_HZ ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+@dataclass
+class Window:
+    """One login-off or login-on window of the interleaved phase."""
+
+    login_on: bool
+    results: dict[str, Result]
+    cpu: list[int]  # cpu_times() spent during the window
+
+    def share(self, index: int) -> float:
+        return self.cpu[index] / max(1, sum(self.cpu))
+
+
 async def run_interleaved(
     base: str, fixture: dict[str, Any], login_rate: float, seconds: float, window: float
-) -> dict[str, Result]:
+) -> list[Window]:
     """The other endpoints without and with login load in alternating windows on one host.
 
     Two phases minutes apart compare two states of the machine as much as two loads (the baseline
@@ -188,24 +230,68 @@ async def run_interleaved(
     chosen = streams(base, fixture, ["GET users/me", "GET admin/ui-config", "login"], login_rate)
     others = {name: stream for name, stream in chosen.items() if name != "login"}
     await asyncio.gather(*(open_loop(t, rate=r, seconds=2, users=MAX_CONNECTIONS) for t, r in others.values()))
-    windows: dict[str, list[Result]] = {}
+    windows: list[Window] = []
     for _ in range(max(1, round(seconds / window))):
         for login_on in (False, True):
             running = chosen if login_on else others
+            cpu_before = cpu_times()
             results = await asyncio.gather(
                 *(
                     open_loop(t, rate=r, seconds=window, users=MAX_CONNECTIONS, shed_ok=name == "login")
                     for name, (t, r) in running.items()
                 )
             )
-            for name, result in zip(running, results, strict=True):
-                key = name if name == "login" else f"{name} (login {'on' if login_on else 'off'})"
-                windows.setdefault(key, []).append(result)
+            cpu = [after - before for before, after in zip(cpu_before, cpu_times(), strict=True)]
+            windows.append(Window(login_on, dict(zip(running, results, strict=True)), cpu))
             if login_on:
                 await asyncio.gather(
                     *(open_loop(t, rate=r, seconds=SETTLE_S, users=MAX_CONNECTIONS) for t, r in others.values())
                 )
-    return {name: merged(results) for name, results in sorted(windows.items())}
+    return windows
+
+
+def merged_windows(windows: list[Window]) -> dict[str, Result]:
+    """Each stream's requests over all its windows, the other endpoints split by login off / on."""
+    streams_of: dict[str, list[Result]] = {}
+    for w in windows:
+        for name, result in w.results.items():
+            key = name if name == "login" else f"{name} (login {'on' if w.login_on else 'off'})"
+            streams_of.setdefault(key, []).append(result)
+    return {name: merged(results) for name, results in sorted(streams_of.items())}
+
+
+def print_window_pairs(windows: list[Window]) -> None:
+    """Each login-off window beside the login-on window after it: p99s, their ratio and the CPU spent.
+
+    A burst on the machine lasting a few seconds lands in one window and swings the pooled p99; the
+    median of the pair ratios is what a burst cannot move much. steal is CPU time the hypervisor
+    took from this VM; nice is mostly bcrypt.
+    """
+    pairs = list(zip(windows[0::2], windows[1::2], strict=True))
+    others = list(pairs[0][0].results)
+    print(
+        "\n| pair | "
+        + " | ".join(f"{n} p99 off / on ms (ratio)" for n in others)
+        + " | CPU off: busy, steal | CPU on: busy, nice, steal |"
+    )
+    print("| --- | " + " | ".join("---" for _ in others) + " | --- | --- |")
+    ratios: dict[str, list[float]] = {name: [] for name in others}
+    for i, (off, on) in enumerate(pairs, 1):
+        cells = []
+        for name in others:
+            before, after = off.results[name].percentile(99), on.results[name].percentile(99)
+            ratios[name].append(after / before)
+            cells.append(f"{fmt(before)} / {fmt(after)} ({after / before:.2f}x)")
+        busy_off, busy_on = 1 - off.share(3), 1 - on.share(3)
+        print(
+            f"| {i} | " + " | ".join(cells) + f" | {busy_off:.0%}, {off.share(7):.1%} | "
+            f"{busy_on:.0%}, {on.share(1):.0%}, {on.share(7):.1%} |"
+        )
+    print("\n| other endpoint | median pair ratio | pairs within 1.25x |")
+    print("| --- | --- | --- |")
+    for name, values in ratios.items():
+        within = sum(r <= 1.25 for r in values)
+        print(f"| {name} | {statistics.median(values):.2f}x | {within} of {len(values)} |")
 
 
 def seed(base: str) -> dict[str, Any]:
@@ -271,12 +357,21 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every phase's host")
     parser.add_argument("--pin-generator", type=int, default=None, help="CPU to pin the generator to")
     parser.add_argument("--phases", default="baseline,alone-1.0,alone,mixed,interleaved")
+    parser.add_argument(
+        "--app-cpus",
+        default=None,
+        help="comma-separated CPUs for devhost and its bcrypt threads; PostgreSQL, Redis, Azurite and the "
+        "generator then run on the other CPUs (the app's own machine, as deployed)",
+    )
     args = parser.parse_args()
     seconds = min(args.seconds, 120)
-    cores = len(os.sched_getaffinity(0))
+    every_cpu = os.sched_getaffinity(0)
+    app_cpus = {int(cpu) for cpu in args.app_cpus.split(",")} if args.app_cpus else every_cpu
+    other_cpus = every_cpu - app_cpus or every_cpu
+    cores = len(app_cpus)
     extra_env = dict(item.split("=", 1) for item in args.env)
     print(f"load average before: {os.getloadavg()}", flush=True)
-    ceiling = bcrypt_ceiling(args.cost, cores)
+    ceiling = bcrypt_ceiling_on(app_cpus, args.cost)
     login_rate = LOGIN_OFFER * ceiling["ceiling"]
     all_phases = {
         "baseline": ("baseline (other endpoints alone)", {}, ["GET users/me", "GET admin/ui-config"]),
@@ -285,6 +380,7 @@ def main() -> int:
         "mixed": ("mixed (share 0.7)", {}, ["GET users/me", "GET admin/ui-config", "login"]),
         "interleaved": ("interleaved (share 0.7, login off/on)", {}, []),
     }
+    os.sched_setaffinity(0, other_cpus)  # the services inherit it, and the generator keeps it
     stack = start_stack("test")
     results: dict[str, dict[str, Result]] = {}
     phase_info: dict[str, dict[str, Any]] = {}
@@ -306,11 +402,12 @@ def main() -> int:
         }
         subprocess.run([sys.executable, "-m", "shared.db.migrate"], cwd=ROOT, env=base_env, check=True)
         fixture: dict[str, Any] | None = None
+        windows: list[Window] = []
         logs = tempfile.mkdtemp(prefix="login-bench-")
         print(f"host logs in {logs}", flush=True)
         for key in args.phases.split(","):
             label, env, kinds = all_phases[key]
-            app = App({**base_env, **env}, Path(logs) / f"{key}.log")
+            app = App({**base_env, **env}, Path(logs) / f"{key}.log", app_cpus)
             try:
                 fixture = fixture or seed(app.base)
                 for account in fixture["accounts"][:3]:  # the first checks measure bcrypt's CPU time
@@ -320,12 +417,11 @@ def main() -> int:
                     os.sched_setaffinity(0, {args.pin_generator})
                 cpu_app, cpu_gen, started = process_cpu_s(app.proc.pid), time.process_time(), time.monotonic()
                 try:
-                    phase = (
-                        run_interleaved(app.base, fixture, login_rate, seconds, WINDOW_S)
-                        if key == "interleaved"
-                        else run_phase(app.base, fixture, kinds, login_rate, seconds)
-                    )
-                    results[label] = asyncio.run(phase)
+                    if key == "interleaved":
+                        windows = asyncio.run(run_interleaved(app.base, fixture, login_rate, seconds, WINDOW_S))
+                        results[label] = merged_windows(windows)
+                    else:
+                        results[label] = asyncio.run(run_phase(app.base, fixture, kinds, login_rate, seconds))
                 finally:
                     os.sched_setaffinity(0, affinity)
                 elapsed = time.monotonic() - started
@@ -339,9 +435,10 @@ def main() -> int:
                 app.stop()
     finally:
         stack.stop()
-    ceiling_after = bcrypt_ceiling(args.cost, cores)
+    ceiling_after = bcrypt_ceiling_on(app_cpus, args.cost)
 
     print(f"\nsettings for every phase: {extra_env or 'defaults'}; generator pinned to {args.pin_generator}")
+    print(f"devhost (bcrypt included) on CPUs {sorted(app_cpus)}; services and generator on {sorted(other_cpus)}")
     for name, c in (("before", ceiling), ("after", ceiling_after)):
         print(
             f"bcrypt cost {args.cost} {name}: {c['per_core']:.2f} checks/s per core x {cores} cores = "
@@ -353,6 +450,8 @@ def main() -> int:
     for label, phase in results.items():
         print("\n".join(rows(label, phase)))
     print_ratios(results)
+    if windows:
+        print_window_pairs(windows)
     print("\n| phase | devhost CPU (cores) | generator CPU (cores) | 1-min load average after |")
     print("| --- | --- | --- | --- |")
     for label, info in phase_info.items():
