@@ -93,6 +93,9 @@ class Settings(BaseModel):
     # Logins may use at most this share of the measured bcrypt capacity, so the rest of the API
     # keeps CPU while logins pour in; the excess is shed with 503 + Retry-After.
     login_admission_share: float = Field(default=0.7, gt=0, le=1, alias="LOGIN_ADMISSION_SHARE")
+    # The Python worker processes per instance (an app setting, so every worker reads the same):
+    # they share the instance's cores, so each admits logins for its part of them.
+    worker_process_count: int = Field(default=1, ge=1, le=64, alias="FUNCTIONS_WORKER_PROCESS_COUNT")
     # nice value of the bcrypt threads (Linux): the event loop, PostgreSQL and Redis run first, and
     # bcrypt gets the CPU nobody else wants. 0 keeps bcrypt at normal priority.
     bcrypt_nice: int = Field(default=19, ge=0, le=19, alias="BCRYPT_NICE")

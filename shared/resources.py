@@ -118,15 +118,7 @@ async def _close_nothing(_: object) -> None:
 
 
 async def _make_password_hasher() -> PasswordHasher:
-    settings = get_settings()
-    return PasswordHasher(
-        cost=settings.bcrypt_cost,
-        threads=settings.bcrypt_threads,
-        queue_size=settings.bcrypt_queue_size,
-        login_share=settings.login_admission_share,
-        nice=settings.bcrypt_nice,
-        max_wait_s=settings.bcrypt_max_wait_s,
-    )
+    return PasswordHasher.from_settings(get_settings())
 
 
 async def _close_password_hasher(hasher: PasswordHasher) -> None:

@@ -3,8 +3,10 @@
 The capacity is `parallelism / CPU seconds per check`, where the CPU time is what the bcrypt thread
 itself spent (`time.thread_time`), not the wall-clock time of the check: wall time grows whenever
 the machine is busy with other work, which used to shrink the admitted rate exactly when the
-measurement was least reliable. `parallelism` is the number of checks that can truly run at once:
-bcrypt threads, but no more than the cores this process may use.
+measurement was least reliable. `parallelism` is the cores' worth of checks this process may run at
+once: its bcrypt threads, but no more than the cores it may use, divided among the instance's
+worker processes (FUNCTIONS_WORKER_PROCESS_COUNT) that share them, so that together they admit
+`share` of the instance, not `share` each.
 
 The decision needs no I/O, so login calls it before touching Redis or PostgreSQL: a shed login
 costs a few microseconds, never a round trip.
@@ -37,14 +39,17 @@ def usable_cores() -> int:
 
 
 class LoginAdmission:
-    """Admits logins at no more than `share` of the bcrypt capacity, in bursts of `parallelism`."""
+    """Admits logins at no more than `share` of the bcrypt capacity, in bursts of `parallelism` (at least 2)."""
 
-    def __init__(self, *, share: float, parallelism: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, share: float, parallelism: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.share = share
         self.parallelism = parallelism
+        # At least 2: with a burst of 1, a token that fills up between two arrivals is lost, and a
+        # single core reached 77 % of its ceiling with logins offered at twice it.
+        self._burst = max(2.0, parallelism)
         self._clock = clock
         self._check_cpu_s: float | None = None
-        self._tokens = float(parallelism)
+        self._tokens = self._burst
         self._refilled_at = clock()
         self.shed = 0
 
@@ -84,10 +89,10 @@ class LoginAdmission:
 
     def refund(self) -> None:
         """Give back an admitted login that never reached bcrypt (it was rate-limited, say)."""
-        self._tokens = min(float(self.parallelism), self._tokens + 1.0)
+        self._tokens = min(self._burst, self._tokens + 1.0)
 
     def _refill(self, rate: float) -> None:
         now = self._clock()
         elapsed = max(0.0, now - self._refilled_at)
-        self._tokens = min(float(self.parallelism), self._tokens + elapsed * rate)
+        self._tokens = min(self._burst, self._tokens + elapsed * rate)
         self._refilled_at = now

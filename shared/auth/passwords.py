@@ -4,7 +4,9 @@ bcrypt releases the GIL, so `threads` checks run in parallel on as many cores (p
 At most `threads + queue_size` hashes are admitted at once; beyond that the caller gets 503 with
 Retry-After straight away instead of queueing until the client times out. A hash that still
 waited for a thread after `max_wait_s` (the machine got busier than its admission assumed) is
-not started but answered with 503 too, so a login never outlives its client. Logins are further
+not started but answered with 503 too, so a login never outlives its client; and a hash that
+would likely wait more than half of it (from the recent wall time per job) is refused at once,
+so the machine's being busy shows as a fast 503, not a slow one. Logins are further
 admitted at no more than `login_share` of the measured bcrypt capacity (shared/auth/admission.py),
 so the rest of the API keeps CPU while logins pour in.
 
@@ -33,11 +35,13 @@ from typing import TypeVar
 import bcrypt
 
 from shared.auth.admission import LoginAdmission, LoginShed, usable_cores
+from shared.config import Settings
 
 __all__ = ["MAX_PASSWORD_BYTES", "LoginShed", "PasswordHasher"]
 
 MAX_PASSWORD_BYTES = 72
 T = TypeVar("T")
+WALL_SMOOTHING = 0.2  # weight of the newest job in the running mean of wall time per job
 logger = logging.getLogger(__name__)
 
 
@@ -67,6 +71,7 @@ class PasswordHasher:
         max_wait_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         cores: int | None = None,
+        worker_processes: int = 1,
     ) -> None:
         self.cost = cost
         self.threads = threads
@@ -81,10 +86,23 @@ class PasswordHasher:
         self._max_wait_s = max_wait_s
         self._clock = clock
         self.admission = LoginAdmission(
-            share=login_share, parallelism=min(threads, cores or usable_cores()), clock=clock
+            share=login_share, parallelism=min(threads, (cores or usable_cores()) / worker_processes), clock=clock
         )
         self._decoys: dict[int, bytes] = {}
         self._queue_shed = 0
+        self._job_wall_s: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PasswordHasher:
+        return cls(
+            cost=settings.bcrypt_cost,
+            threads=settings.bcrypt_threads,
+            queue_size=settings.bcrypt_queue_size,
+            login_share=settings.login_admission_share,
+            nice=settings.bcrypt_nice,
+            max_wait_s=settings.bcrypt_max_wait_s,
+            worker_processes=settings.worker_process_count,
+        )
 
     @property
     def shed(self) -> int:
@@ -137,13 +155,38 @@ class PasswordHasher:
     def admit_login(self) -> None:
         """Decide, with no I/O, whether a login may go ahead; raise LoginShed (503) if not.
 
-        A login is refused when the executor is already full (it would be shed after its database
-        read anyway) or when logins are over their share of the bcrypt capacity.
+        A login is refused when the executor is full, or so busy that the hash would likely wait
+        past half of `max_wait_s` (it would be shed after its database read anyway, or after the
+        wait), or when logins are over their share of the bcrypt capacity.
         """
-        if self._in_use >= self._capacity:
+        self._refuse_if_full()
+        self.admission.admit()
+
+    def record_job_time(self, wall_s: float) -> None:
+        """Feed the wall-clock seconds one bcrypt job took on its thread into the running mean.
+
+        Unlike the CPU time that sizes admission, wall time grows when the machine gives bcrypt less
+        than its cores, which is what the wait in the queue depends on.
+        """
+        previous = self._job_wall_s
+        self._job_wall_s = wall_s if previous is None else (1 - WALL_SMOOTHING) * previous + WALL_SMOOTHING * wall_s
+
+    def _refuse_if_full(self) -> None:
+        if self._in_use >= self._capacity or self._would_wait_too_long():
             self._queue_shed += 1
             raise LoginShed(retry_after_s=self._queue_retry_after_s())
-        self.admission.admit()
+
+    def _would_wait_too_long(self) -> bool:
+        """Whether a job admitted now would likely wait more than half of `max_wait_s` for a thread.
+
+        Half, because the prediction is a mean: a job that waits longer than predicted is still
+        answered rather than shed after its wait, in all but rare cases (measured: without this, a
+        core busy with other requests let queued logins be shed after 2 s instead of at once).
+        """
+        if self._max_wait_s is None or self._job_wall_s is None or self._in_use < self.threads:
+            return False
+        jobs_to_finish_first = self._in_use - self.threads + 1
+        return jobs_to_finish_first * self._job_wall_s / self.threads > self._max_wait_s / 2
 
     def refund_login(self) -> None:
         """Return an admitted login's slot when it stopped before bcrypt (a rate limit answered)."""
@@ -171,9 +214,7 @@ class PasswordHasher:
             return None
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        if self._in_use >= self._capacity:
-            self._queue_shed += 1
-            raise LoginShed(retry_after_s=self._queue_retry_after_s())
+        self._refuse_if_full()
         self._in_use += 1
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(
@@ -184,16 +225,23 @@ class PasswordHasher:
         if isinstance(outcome, _Stale):
             self._queue_shed += 1
             raise LoginShed(retry_after_s=self._queue_retry_after_s())
-        return outcome
+        result, wall_s = outcome
+        self.record_job_time(wall_s)
+        return result
 
     def _start_by(self) -> float:
         return math.inf if self._max_wait_s is None else self._clock() + self._max_wait_s
 
-    def _unless_stale(self, start_by: float, fn: Callable[..., T], args: tuple[object, ...]) -> T | _Stale:
-        """Run `fn` on a bcrypt thread, unless the job waited in the queue past `start_by`."""
+    def _unless_stale(
+        self, start_by: float, fn: Callable[..., T], args: tuple[object, ...]
+    ) -> tuple[T, float] | _Stale:
+        """Run `fn` on a bcrypt thread, unless the job waited in the queue past `start_by`; its
+        result and the wall-clock seconds it took."""
         if self._clock() > start_by:
             return _STALE
-        return fn(*args)
+        started = time.perf_counter()
+        result = fn(*args)
+        return result, time.perf_counter() - started
 
     def _queue_retry_after_s(self) -> int:
         per_check_s = self.admission.check_cpu_s or 0.3

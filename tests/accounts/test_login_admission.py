@@ -17,10 +17,16 @@ from devhost.testing import HostThread
 from shared import resources
 from shared.accounts import service
 from shared.accounts.models import Credentials
-from shared.auth.admission import LoginAdmission, LoginShed
+from shared.auth.admission import LoginAdmission, LoginShed, usable_cores
 from shared.auth.passwords import PasswordHasher
-from shared.config import get_settings
+from shared.config import get_settings, load_settings
 from shared.errors import TooManyRequests
+
+VALID_SETTINGS = {
+    "DATABASE_URL": "postgresql://app:secret@db.example:5432/codeconnect",
+    "REDIS_URL": "redis://cache.example:6379/0",
+    "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+}
 
 
 class Clock:
@@ -82,6 +88,7 @@ def test_retry_after_covers_the_wait_for_the_next_slot_at_slow_rates() -> None:
     admission = LoginAdmission(share=0.5, parallelism=1, clock=clock)
     admission.record_check(2.0)  # 0.25 logins/s: the next slot is 4 s away
     admission.admit()
+    admission.admit()  # the burst: at least 2
     with pytest.raises(LoginShed) as shed:
         admission.admit()
     assert shed.value.retry_after_s == 4
@@ -93,10 +100,26 @@ def test_a_refund_gives_the_slot_back_without_exceeding_the_burst() -> None:
     admission.record_check(1.0)
     admission.admit()
     admission.refund()
-    admission.refund()  # never more than one burst
+    admission.refund()  # never more than one burst (2)
+    admission.admit()
     admission.admit()
     with pytest.raises(LoginShed):
         admission.admit()
+
+
+def test_one_core_offered_twice_its_rate_admits_its_whole_rate() -> None:
+    clock = Clock()
+    admission = LoginAdmission(share=1.0, parallelism=1, clock=clock)
+    admission.record_check(0.235)  # 4.26 logins/s, this machine's core at cost 12
+    admitted = 0
+    for i in range(180):  # 21 s of logins at 8.5/s on average, as unevenly as a network delivers them
+        clock.now += (0.050, 0.135, 0.168)[i % 3]
+        try:
+            admission.admit()
+            admitted += 1
+        except LoginShed:
+            pass
+    assert admitted >= 0.97 * 21.18 / 0.235  # with a burst of 1, 67 %: a token filling up meanwhile was lost
 
 
 def test_parallelism_is_capped_by_the_cores_the_process_may_use() -> None:
@@ -147,6 +170,36 @@ async def test_bcrypt_threads_run_at_the_configured_lower_priority() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 7  # the loop's thread is untouched
 
 
+def test_worker_processes_sharing_the_cores_admit_the_share_of_the_instance_together() -> None:
+    alone = PasswordHasher(cost=4, threads=2, queue_size=0, login_share=0.5, cores=2)
+    two = [PasswordHasher(cost=4, threads=2, queue_size=0, login_share=0.5, cores=2, worker_processes=2) for _ in "ab"]
+    three_cores = PasswordHasher(cost=4, threads=2, queue_size=0, cores=3, worker_processes=2)
+    try:
+        for hasher in [alone, *two, three_cores]:
+            hasher.admission.record_check(0.25)
+        assert alone.login_rate_limit == 4.0  # half of 2 cores / 0.25 s
+        assert [h.login_rate_limit for h in two] == [2.0, 2.0]  # 4.0 together, not 8.0
+        assert three_cores.admission.parallelism == 1.5
+        for hasher in two:  # each has half the cores, yet a burst of 2
+            hasher.admit_login()
+            hasher.admit_login()
+            with pytest.raises(LoginShed):
+                hasher.admit_login()
+    finally:
+        for hasher in [alone, *two, three_cores]:
+            hasher.close()
+
+
+def test_the_worker_process_count_reaches_the_hasher_from_settings() -> None:
+    env = {**VALID_SETTINGS, "BCRYPT_THREADS": "4", "FUNCTIONS_WORKER_PROCESS_COUNT": "2", "BCRYPT_COST": "5"}
+    hasher = PasswordHasher.from_settings(load_settings(env))
+    try:
+        assert hasher.cost == 5 and hasher.threads == 4
+        assert hasher.admission.parallelism == usable_cores() / 2
+    finally:
+        hasher.close()
+
+
 class Untouchable:
     """Stands for Redis and PostgreSQL: any use fails the test."""
 
@@ -161,7 +214,8 @@ def exhausted_hasher() -> PasswordHasher:
     clock = Clock()
     hasher = PasswordHasher(cost=4, threads=1, queue_size=0, clock=clock, cores=1)
     hasher.admission.record_check(1.0)
-    hasher.admit_login()  # the only slot for the next second
+    hasher.admit_login()
+    hasher.admit_login()  # the burst of 2: no slot for the next second
     return hasher
 
 

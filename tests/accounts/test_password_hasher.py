@@ -71,6 +71,22 @@ async def test_a_full_queue_sheds_at_once_with_retry_after() -> None:
         hasher.close()
 
 
+async def test_a_hash_that_would_wait_past_half_the_max_wait_is_shed_at_once() -> None:
+    hasher = PasswordHasher(cost=12, threads=1, queue_size=8, max_wait_s=1.0)
+    hashed = (await asyncio.to_thread(bcrypt.hashpw, b"pw", bcrypt.gensalt(4))).decode()
+    try:
+        hasher.record_job_time(0.3)  # lately each job took 0.3 s on its thread
+        running = [asyncio.create_task(hasher.check("pw", hashed)) for _ in range(2)]
+        await asyncio.sleep(0.05)  # one runs, one waits about 0.3 s: a third would wait 0.6 s > 0.5 s
+        with pytest.raises(LoginShed) as shed:  # decided from memory: admit_login never waits
+            hasher.admit_login()
+        assert shed.value.status == 503 and shed.value.retry_after_s >= 1
+        assert await asyncio.gather(*running) == [True, True]
+        hasher.admit_login()  # the queue drained: admitted again
+    finally:
+        hasher.close()
+
+
 async def test_logins_are_admitted_up_to_the_share_of_measured_capacity() -> None:
     now = [0.0]
     hasher = PasswordHasher(cost=4, threads=2, queue_size=4, login_share=0.5, clock=lambda: now[0], cores=2)
