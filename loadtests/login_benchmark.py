@@ -25,8 +25,8 @@ compare variants); `--pin-generator CPU` pins the generator to that CPU during t
 server keeps every core: bcrypt needs them all to reach the ceiling). `--app-cpus 1` gives devhost
 and its bcrypt threads CPU 1 and everything else (PostgreSQL, Redis, Azurite, the generator) the
 other CPUs: the app's machine runs only the app, as deployed; the ceiling is then that of the
-app's CPUs. Bounded: every phase lasts
-`--seconds` (capped at 120); nothing leaves loopback. Prints Markdown and the raw figures as JSON.
+app's CPUs. Bounded: every phase lasts `--seconds` (capped at 120); nothing leaves loopback.
+Prints Markdown and the raw figures as JSON.
 """
 
 from __future__ import annotations
