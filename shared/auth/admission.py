@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from shared.errors import ServiceUnavailable
 
-# Weight of the newest check in the running mean of check CPU time.
+# Weight of the newest value in the running means of check CPU time and job wall time.
 _SMOOTHING = 0.2
 
 
@@ -36,6 +36,11 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def running_mean(previous: float | None, newest: float) -> float:
+    """An exponentially weighted mean: `newest` moves it a fifth of the way from `previous`."""
+    return newest if previous is None else (1 - _SMOOTHING) * previous + _SMOOTHING * newest
 
 
 class LoginAdmission:
@@ -73,8 +78,7 @@ class LoginAdmission:
         """Feed the CPU seconds one check took into the running mean."""
         if cpu_s <= 0:
             return
-        previous = self._check_cpu_s
-        self._check_cpu_s = cpu_s if previous is None else (1 - _SMOOTHING) * previous + _SMOOTHING * cpu_s
+        self._check_cpu_s = running_mean(self._check_cpu_s, cpu_s)
 
     def admit(self) -> None:
         """Take one login from the budget, or raise LoginShed (503 + Retry-After) at once."""

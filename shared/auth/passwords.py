@@ -34,14 +34,13 @@ from typing import TypeVar
 
 import bcrypt
 
-from shared.auth.admission import LoginAdmission, LoginShed, usable_cores
+from shared.auth.admission import LoginAdmission, LoginShed, running_mean, usable_cores
 from shared.config import Settings
 
 __all__ = ["MAX_PASSWORD_BYTES", "LoginShed", "PasswordHasher"]
 
 MAX_PASSWORD_BYTES = 72
 T = TypeVar("T")
-WALL_SMOOTHING = 0.2  # weight of the newest job in the running mean of wall time per job
 logger = logging.getLogger(__name__)
 
 
@@ -168,8 +167,7 @@ class PasswordHasher:
         Unlike the CPU time that sizes admission, wall time grows when the machine gives bcrypt less
         than its cores, which is what the wait in the queue depends on.
         """
-        previous = self._job_wall_s
-        self._job_wall_s = wall_s if previous is None else (1 - WALL_SMOOTHING) * previous + WALL_SMOOTHING * wall_s
+        self._job_wall_s = running_mean(self._job_wall_s, wall_s)
 
     def _refuse_if_full(self) -> None:
         if self._in_use >= self._capacity or self._would_wait_too_long():
